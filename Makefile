@@ -1,0 +1,26 @@
+# `make demo` and `make test` set everything up on a fresh machine: they create .venv with pip
+# and install the project (editable, with the dev extra) when it is missing or pyproject changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean-outputs
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/faceunlearn demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean-outputs:
+	rm -rf lightning_logs/* checkpoints/*
+	touch lightning_logs/.gitkeep checkpoints/.gitkeep

@@ -1,0 +1,58 @@
+"""The ``faceunlearn`` command (also installed as ``lightning``).
+
+``faceunlearn fit|validate|test --config X.yaml`` is a LightningCLI: the method is picked by the
+config's ``model.class_path``, the data is a ``FaceDataModule``, the evaluation callback and the
+checkpointing callback are configured in their own top-level sections ``evaluation:`` and
+``checkpoint:``. ``faceunlearn demo`` runs the end-to-end demo on synthetic faces.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from faceunlearn.callbacks import RetrievalEvaluation
+from faceunlearn.data import FaceDataModule
+from faceunlearn.methods import FaceModule
+
+TRAINER_DEFAULTS = {
+    # Run the whole validation set once before training: the step-0 evaluation of the start model.
+    "num_sanity_val_steps": -1,
+    "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "lightning_logs", "default_hp_metric": False}},
+}
+
+
+class FaceUnlearnCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.add_lightning_class_args(RetrievalEvaluation, "evaluation")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.dirpath": "checkpoints", "checkpoint.save_last": True})
+
+
+def cli_main(args: list[str] | None = None, run: bool = True) -> FaceUnlearnCLI:
+    return FaceUnlearnCLI(
+        FaceModule,
+        FaceDataModule,
+        subclass_mode_model=True,
+        trainer_defaults=TRAINER_DEFAULTS,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] == "demo":
+        from faceunlearn.demo import main as demo_main
+
+        demo_main(words[1:])
+        return
+    cli_main(argv)  # None: LightningCLI reads sys.argv itself
+
+
+if __name__ == "__main__":
+    main()

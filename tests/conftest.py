@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from faceunlearn.data.packed import PackedFacesWriter, split_code, tag_code
+
+
+def write_random_packed(root, train_identities=20, images_per_identity=12, holdout=4, distractors=5, seed=0):
+    """A small packed dataset of noise images with the synthetic dataset's split/tag structure."""
+    rng = np.random.default_rng(seed)
+    identities, splits, tags = [], [], []
+    for identity in range(train_identities):
+        identities += [identity] * images_per_identity
+        splits += [split_code("train")] * images_per_identity
+        tags += [tag_code("")] * images_per_identity
+    for identity in range(train_identities, train_identities + holdout):
+        identities += [identity] * 5
+        splits += [split_code("holdout")] * 5
+        tags += [tag_code("frontal")] * 3 + [tag_code("profile")] * 2
+    for identity in range(train_identities + holdout, train_identities + holdout + distractors):
+        identities += [identity] * 2
+        splits += [split_code("distractor")] * 2
+        tags += [tag_code("")] * 2
+    writer = PackedFacesWriter(root, len(identities))
+    writer.write(0, rng.integers(0, 256, (len(identities), 112, 112, 3), dtype=np.uint8))
+    return writer.commit(np.arange(len(identities)) + 1000, identities, splits, tags, {"num_classes": train_identities})
+
+
+@pytest.fixture
+def random_packed(tmp_path):
+    return write_random_packed(tmp_path / "packed")

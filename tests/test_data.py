@@ -1,0 +1,129 @@
+"""Packed format, splits, samplers and the DataModule."""
+
+import numpy as np
+import pytest
+import torch
+
+from faceunlearn.data import FaceDataModule, PackedDatasetError, PackedFaces, PackedFacesWriter
+from faceunlearn.data.dataset import FaceImages
+from faceunlearn.data.samplers import IdentityBalancedBatchSampler, ShuffledBatchSampler
+from faceunlearn.data.splits import choose_forget_identities, split_forget_images
+
+
+# -- packed format -------------------------------------------------------------------------------
+def test_packed_roundtrip(random_packed):
+    reopened = PackedFaces.open(random_packed.root)
+    assert len(reopened) == 20 * 12 + 4 * 5 + 5 * 2
+    assert np.array_equal(reopened.images[7], random_packed.images[7])
+    assert len(reopened.select(split="holdout", tag="profile")) == 8
+    assert reopened.meta["num_classes"] == 20
+    assert not reopened.images.flags.writeable  # read-only memory map
+
+
+def test_packed_writer_never_overwrites_and_never_looks_complete(tmp_path, random_packed):
+    with pytest.raises(PackedDatasetError, match="refusing to overwrite"):
+        PackedFacesWriter(random_packed.root, 4)
+    writer = PackedFacesWriter(tmp_path / "half", 4)
+    writer.write(0, np.zeros((2, 112, 112, 3), np.uint8))
+    with pytest.raises(PackedDatasetError, match="2 of 4 images were never written"):
+        writer.commit(np.arange(4), np.zeros(4), np.zeros(4), np.zeros(4))
+    assert not (tmp_path / "half").exists()  # only half.partial, which open() does not accept
+    with pytest.raises(PackedDatasetError, match="does not exist"):
+        PackedFaces.open(tmp_path / "half")
+
+
+def test_packed_open_reports_missing_files(tmp_path, random_packed):
+    (random_packed.root / "index.npz").unlink()
+    with pytest.raises(PackedDatasetError, match="incomplete: missing index.npz"):
+        PackedFaces.open(random_packed.root)
+
+
+# -- splits ----------------------------------------------------------------------------------------
+def test_forget_identities_are_seeded_and_validated():
+    identities = np.repeat(np.arange(30), 6)
+    first = choose_forget_identities(identities, 10, seed=3)
+    assert np.array_equal(first, choose_forget_identities(identities, 10, seed=3))
+    assert not np.array_equal(first, choose_forget_identities(identities, 10, seed=4))
+    assert len(np.unique(first)) == 10
+    with pytest.raises(ValueError, match=r"forget identities \[77\] are not training identities"):
+        choose_forget_identities(identities, 10, 0, explicit=[1, 77])
+    small = np.concatenate([identities, [40, 40, 40]])
+    with pytest.raises(ValueError, match=r"\[40\] have fewer than 4 images"):
+        choose_forget_identities(small, 10, 0, explicit=[40])
+
+
+def test_forget_split_is_about_half_and_keeps_two_per_side():
+    identities = np.repeat(np.arange(5), [4, 5, 10, 30, 31])
+    in_train = split_forget_images(identities, 0.5, seed=0)
+    for identity, count in zip(range(5), [4, 5, 10, 30, 31]):
+        n_train = in_train[identities == identity].sum()
+        assert 2 <= n_train <= count - 2 and abs(n_train - count / 2) <= 1
+    assert np.array_equal(in_train, split_forget_images(identities, 0.5, seed=0))
+
+
+# -- samplers --------------------------------------------------------------------------------------
+def test_identity_balanced_batches():
+    labels = np.repeat(np.arange(10), 7)
+    sampler = IdentityBalancedBatchSampler(labels, batch_size=32, images_per_identity=4, seed=0, num_batches=50)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 50
+    for batch in batches:
+        assert len(batch) == 32 and len(set(batch)) == 32
+        identities, counts = np.unique(labels[batch], return_counts=True)
+        assert len(identities) == 8 and (counts == 4).all()
+    assert batches == list(sampler)  # same epoch → same batches
+    sampler.set_epoch(1)
+    assert batches != list(sampler)
+
+
+def test_identity_balanced_sampler_rejects_impossible_pk():
+    labels = np.repeat(np.arange(10), 7)
+    with pytest.raises(ValueError, match="not a multiple of images_per_identity=5"):
+        IdentityBalancedBatchSampler(labels, 32, 5)
+    with pytest.raises(ValueError, match="needs 16 identities per batch, but the forget set has only 10"):
+        IdentityBalancedBatchSampler(labels, 32, 2)
+    with pytest.raises(ValueError, match="have only 7 images"):
+        IdentityBalancedBatchSampler(labels, 32, 8)
+
+
+def test_mirror_bit_and_shuffled_sampler():
+    sampler = ShuffledBatchSampler(100, 10, seed=1, mirror=True)
+    indices = np.concatenate(list(sampler))
+    assert len(indices) == 100 and set(indices % 100) == set(range(100))
+    assert 20 < (indices >= 100).sum() < 80  # about half mirrored
+
+
+def test_dataset_reads_batches_and_mirrors(random_packed):
+    dataset = FaceImages(random_packed, np.arange(10))
+    batch = dataset.__getitems__([3, 13, 0])
+    assert batch["image"].shape == (3, 3, 112, 112) and batch["image"].dtype == torch.float32
+    assert torch.equal(batch["image"][1], batch["image"][0].flip(-1))  # 13 = row 3 mirrored
+    assert batch["image_id"].tolist() == [1003, 1003, 1000]
+    expected = torch.from_numpy(random_packed.images[3].copy()).permute(2, 0, 1).float() / 127.5 - 1
+    assert torch.allclose(batch["image"][0], expected)
+
+
+# -- DataModule ------------------------------------------------------------------------------------
+def test_datamodule_subsets(random_packed):
+    dm = FaceDataModule(root=str(random_packed.root), num_forget_identities=4, batch_size=8, images_per_identity=4, eval_retain_identities=5)
+    assert dm.num_classes == 20
+    dm.setup()
+    subsets = dm.subsets
+    forget_ids = set(random_packed.identities[dm.rows["forget"]])
+    assert len(forget_ids) == 4
+    assert set(subsets["forget_train"]).isdisjoint(subsets["forget_test"])
+    assert set(subsets["forget_train"]) | set(subsets["forget_test"]) == set(subsets["forget"])
+    assert forget_ids.isdisjoint(random_packed.identities[dm.rows["retain_eval"]])
+    assert len(set(random_packed.identities[dm.rows["retain_eval"]])) == 5
+    assert len(subsets["holdout_profile"]) == 8
+    batch = next(iter(dm.stream("forget")))
+    assert set(batch["label"].tolist()) <= forget_ids and batch["image"].shape[0] == 8
+
+
+def test_datamodule_errors(tmp_path, random_packed):
+    with pytest.raises(PackedDatasetError, match="faceunlearn prepare"):
+        FaceDataModule(root=str(tmp_path / "absent")).setup()
+    with pytest.raises(ValueError, match="needs 16 identities per batch"):
+        FaceDataModule(root=str(random_packed.root), num_forget_identities=10, batch_size=32, images_per_identity=2).setup()
+    with pytest.raises(ValueError, match="not training identities"):
+        FaceDataModule(root=str(random_packed.root), forget_identities=[0, 21]).setup()
