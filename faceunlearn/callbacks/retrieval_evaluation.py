@@ -11,6 +11,7 @@ import time
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 from faceunlearn.metrics import centroid_accuracy, cluster_compactness, head_accuracy, retrieval_metrics
 
@@ -19,6 +20,21 @@ DEFAULT_BENCHMARKS = {
     "forget": {"queries": "forget_test", "gallery": ["forget"], "clusters": "forget"},
     "retain": {"queries": "holdout_profile", "gallery": ["holdout_frontal"], "clusters": "retain_eval"},
 }
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """One line per benchmark: mAP, R@k and accuracies in %, CS as a cosine, counts as integers."""
+    lines: dict[str, list[str]] = {}
+    for key, value in metrics.items():
+        benchmark, _, metric = key.partition("/")
+        if metric.startswith("num_"):
+            text = f"{metric}={int(value)}"
+        elif metric == "CS":
+            text = f"CS={value:.3f}"
+        else:
+            text = f"{metric}={100 * value:.2f}"
+        lines.setdefault(benchmark, []).append(text)
+    return "\n".join(f"{benchmark:>12s}: " + "  ".join(parts) for benchmark, parts in lines.items())
 
 
 class RetrievalEvaluation(L.Callback):
@@ -114,6 +130,8 @@ class RetrievalEvaluation(L.Callback):
                 logger.log_metrics(metrics, step=trainer.global_step)
         if not trainer.sanity_checking:
             pl_module.log_dict(metrics, logger=False)  # for checkpoint monitors and the progress bar
+        if trainer.state.fn in ("validate", "test"):
+            rank_zero_info(format_metrics(metrics))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking and (trainer.num_sanity_val_steps != float("inf") or trainer.global_step > 0):
