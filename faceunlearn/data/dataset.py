@@ -1,0 +1,55 @@
+"""Batches of aligned faces read from a packed dataset's memory map."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
+
+from faceunlearn.data.packed import PackedFaces
+
+
+def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
+    """[B,H,W,3] uint8 → [B,3,H,W] float in [-1, 1]: ``(x/255 − 0.5)/0.5`` as insightface (SPEC §1)."""
+    return images_uint8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+class FaceImages(Dataset):
+    """Rows ``rows`` of a packed dataset as dicts ``image, label, image_id``.
+
+    ``__getitems__`` reads a whole batch with one sorted fancy-index into the memory map, so the
+    DataLoader does no per-image Python work. Horizontal flip is the only augmentation (SPEC §2)
+    and is chosen by the sampler: index ``i + len(self)`` is row ``i`` mirrored.
+    """
+
+    def __init__(self, packed: PackedFaces, rows: np.ndarray):
+        self.packed = packed
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        indices = np.asarray(indices, dtype=np.int64)
+        mirrored = torch.from_numpy(indices >= len(self.rows))
+        rows = self.rows[indices % len(self.rows)]
+        order = np.argsort(rows, kind="stable")  # memory maps read fastest in ascending order
+        images = np.empty((len(rows), *self.packed.images.shape[1:]), dtype=np.uint8)
+        images[order] = self.packed.images[rows[order]]
+        images = normalize(torch.from_numpy(images))
+        if mirrored.any():
+            images[mirrored] = TF.horizontal_flip(images[mirrored])
+        return {
+            "image": images,
+            "label": torch.from_numpy(self.packed.identities[rows]),
+            "image_id": torch.from_numpy(self.packed.image_ids[rows]),
+        }
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {key: value[0] for key, value in self.__getitems__([index]).items()}
+
+
+def collate_batch(batch):
+    """``__getitems__`` already returns a collated batch; the DataLoader passes it through."""
+    return batch

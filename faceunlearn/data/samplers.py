@@ -1,0 +1,133 @@
+"""Seeded, epoch-aware batch samplers.
+
+Each epoch's batches are a pure function of ``(seed, epoch)``: Lightning calls ``set_epoch``
+before every epoch, so a run resumed from an epoch-end checkpoint draws exactly the batches the
+uninterrupted run would have drawn. Under ``torch.distributed`` every rank draws the same global
+batch list and keeps every ``world_size``-th batch.
+
+With ``mirror=True`` the sampler also draws the random horizontal flip (the only augmentation,
+SPEC §2): index ``i + num_items`` means "item ``i``, mirrored" (see ``FaceImages``). Drawing it
+here, from the same epoch seed, makes flips replay exactly on resume too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _EpochSeeded:
+    def __init__(self, seed: int, mirror: bool):
+        self.seed = seed
+        self.mirror = mirror
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+
+    def _shard(self, batches: torch.Tensor, generator: torch.Generator) -> Iterator[list[int]]:
+        if self.mirror:
+            batches = batches + self.num_items * (torch.rand(batches.shape, generator=generator) < 0.5)
+        rank, world = _rank_and_world()
+        for batch in batches[rank::world]:
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        rank, world = _rank_and_world()
+        return len(range(rank, self.num_batches, world))
+
+
+class ShuffledBatchSampler(_EpochSeeded):
+    """Random batches of ``batch_size`` items, each item at most once per epoch (last partial batch dropped).
+
+    ``num_batches`` defaults to one pass over the items; a larger value draws further passes.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, seed: int = 0, num_batches: int | None = None, mirror: bool = False):
+        super().__init__(seed, mirror)
+        if num_items < batch_size:
+            raise ValueError(f"batch size {batch_size} is larger than the {num_items} items to sample from")
+        self.num_items = num_items
+        self.batch_size = batch_size
+        self.num_batches = num_batches or num_items // batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = self._generator()
+        per_pass = self.num_items // self.batch_size
+        passes = -(-self.num_batches // per_pass)
+        order = torch.cat([torch.randperm(self.num_items, generator=generator)[: per_pass * self.batch_size] for _ in range(passes)])
+        batches = order[: self.num_batches * self.batch_size].view(self.num_batches, self.batch_size)
+        return self._shard(batches, generator)
+
+
+class IdentityBalancedBatchSampler(_EpochSeeded):
+    """P identities × K images per batch, so every anchor has K−1 positives (SPEC §2).
+
+    Every batch draws P distinct identities uniformly and K distinct images of each uniformly.
+    ``labels`` gives each item's identity. Impossible P×K settings fail here with a message
+    that says which setting to change.
+    """
+
+    def __init__(
+        self,
+        labels,
+        batch_size: int = 32,
+        images_per_identity: int = 4,
+        seed: int = 0,
+        num_batches: int | None = None,
+        mirror: bool = False,
+    ):
+        super().__init__(seed, mirror)
+        labels = np.asarray(labels)
+        self.num_items = len(labels)
+        if images_per_identity < 2:
+            raise ValueError(f"images_per_identity={images_per_identity}: need at least 2 so that every anchor has a positive")
+        if batch_size % images_per_identity:
+            raise ValueError(
+                f"batch_size={batch_size} is not a multiple of images_per_identity={images_per_identity} (P×K batches)"
+            )
+        identities, counts = np.unique(labels, return_counts=True)
+        self.identities_per_batch = batch_size // images_per_identity
+        if self.identities_per_batch > len(identities):
+            raise ValueError(
+                f"batch_size={batch_size} with images_per_identity={images_per_identity} needs "
+                f"{self.identities_per_batch} identities per batch, but the forget set has only {len(identities)}; "
+                f"lower batch_size or raise images_per_identity"
+            )
+        if counts.min() < images_per_identity:
+            short = identities[counts < images_per_identity]
+            raise ValueError(
+                f"images_per_identity={images_per_identity} but identities {short[:10].tolist()} have only "
+                f"{counts.min()} images in the forget-train split; lower images_per_identity"
+            )
+        self.images_per_identity = images_per_identity
+        self.num_batches = num_batches or max(1, len(labels) // batch_size)
+        # Identity × image table padded with -1, so a whole epoch is drawn with a few tensor ops.
+        order = np.argsort(labels, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        table = np.full((len(identities), counts.max()), -1, dtype=np.int64)
+        rows = np.repeat(np.arange(len(identities)), counts)
+        table[rows, np.arange(len(labels)) - starts[rows]] = order
+        self.table = torch.from_numpy(table)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = self._generator()
+        num_identities, max_images = self.table.shape
+        chosen = torch.rand(self.num_batches, num_identities, generator=generator).argsort(dim=1)[:, : self.identities_per_batch]
+        slots = self.table[chosen]  # [batches, P, max_images]
+        keys = torch.rand(slots.shape, generator=generator).masked_fill(slots < 0, 2.0)
+        picks = keys.argsort(dim=2)[..., : self.images_per_identity]
+        batches = slots.gather(2, picks).flatten(1)
+        return self._shard(batches, generator)
