@@ -22,7 +22,9 @@ class FaceModule(L.LightningModule):
         backbone: ``iresnet18|34|50|100`` (insightface layout) or ``iresnet_tiny`` (CPU demo).
         embedding_size: dimension of ``z``.
         scale, margin: CosFace ``s`` and ``m`` (insightface defaults 64, 0.4).
-        lr, momentum, weight_decay: SGD settings (the paper's optimiser for every method).
+        optimizer: ``sgd`` (the paper's optimiser for every method) or ``adamw`` (used to train the
+            demo's Original model from scratch, where SGD needs far more than a CPU-minute budget).
+        lr, momentum, weight_decay: optimiser settings (``momentum`` is SGD's).
         lr_schedule: ``constant``, or ``linear`` decay to 0 over the run (the Original fine-tune).
         warmup_steps: linear warm-up steps before the schedule.
         retain_weight: λ of the retention term.
@@ -44,6 +46,7 @@ class FaceModule(L.LightningModule):
         embedding_size: int = 512,
         scale: float = 64.0,
         margin: float = 0.4,
+        optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.01,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
@@ -72,6 +75,11 @@ class FaceModule(L.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw embeddings ``z = f_θ(x)`` (not normalised)."""
         return self.backbone(images)
+
+    def on_train_start(self) -> None:
+        # Lightning restores each submodule's captured mode after evaluation but never calls
+        # .train() itself, so apply the BatchNorm policy once here; the captures then keep it.
+        self.train()
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -116,7 +124,10 @@ class FaceModule(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         parameters = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(parameters, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        if hp.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(parameters, lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            optimizer = torch.optim.SGD(parameters, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer else 1
 
         def factor(step: int) -> float:
