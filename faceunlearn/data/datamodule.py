@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 from lightning.pytorch.utilities import CombinedLoader
-from torch.utils.data import DataLoader, SequentialSampler, BatchSampler
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from faceunlearn.data.dataset import FaceImages, collate_batch
 from faceunlearn.data.packed import PackedDatasetError, PackedFaces
 from faceunlearn.data.samplers import IdentityBalancedBatchSampler, ShuffledBatchSampler
 from faceunlearn.data.splits import choose_forget_identities, split_forget_images
+from faceunlearn.data.synthetic import build_synthetic_dataset
 
 
 class FaceDataModule(L.LightningDataModule):
@@ -79,9 +81,6 @@ class FaceDataModule(L.LightningDataModule):
         if meta_path.is_file():
             return int(json.loads(meta_path.read_text())["num_classes"])
         if self.hparams.synthetic is not None:
-            from faceunlearn.data.synthetic import build_synthetic_dataset
-            import inspect
-
             default = inspect.signature(build_synthetic_dataset).parameters["num_train_identities"].default
             return int(self.hparams.synthetic.get("num_train_identities", default))
         raise PackedDatasetError(self._missing_message())
@@ -89,7 +88,7 @@ class FaceDataModule(L.LightningDataModule):
     def _missing_message(self) -> str:
         return (
             f"dataset folder {str(self.root)!r} not found (or incomplete: no meta.json). Convert a dataset with "
-            f"`faceunlearn prepare DATASET --root RAW --out {self.root}`, or set data.init_args.synthetic to "
+            f"`faceunlearn prepare DATASET --root RAW --out {self.root}`, or set data.synthetic to "
             f"generate the built-in synthetic faces there."
         )
 
@@ -98,8 +97,6 @@ class FaceDataModule(L.LightningDataModule):
             return
         if self.hparams.synthetic is None:
             raise PackedDatasetError(self._missing_message())
-        from faceunlearn.data.synthetic import build_synthetic_dataset
-
         build_synthetic_dataset(self.root, **self.hparams.synthetic)
 
     def setup(self, stage: str | None = None) -> None:
