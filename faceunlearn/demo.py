@@ -17,10 +17,6 @@ from faceunlearn.cli import cli_main
 from faceunlearn.reporting import markdown_table, tidy_rows, write_csv
 
 
-def _evaluation(cli) -> RetrievalEvaluation:
-    return next(cb for cb in cli.trainer.callbacks if isinstance(cb, RetrievalEvaluation))
-
-
 def run_demo(finetune_config: str, unlearn_config: str, out_dir: str, method: str, retrain: bool = False) -> list[dict]:
     for config in (finetune_config, unlearn_config):
         if not Path(config).is_file():
@@ -43,7 +39,7 @@ def run_demo(finetune_config: str, unlearn_config: str, out_dir: str, method: st
     start = time.perf_counter()
     unlearn = cli_main(["--config", unlearn_config, "--model.init_args.init_weights", str(original_ckpt)], run=False)
     unlearn.trainer.fit(unlearn.model, unlearn.datamodule)
-    evaluation = _evaluation(unlearn)
+    evaluation = RetrievalEvaluation.of(unlearn.trainer)
     steps = unlearn.trainer.global_step
     timings.append((f"{method} unlearning: {steps} iterations + {len(evaluation.history)} evaluations", time.perf_counter() - start))
     timings.append(("  of which evaluation", evaluation.seconds))

@@ -52,7 +52,7 @@ def test_fit_writes_outputs_and_resume_is_exact(tmp_path, random_packed):
     straight = _fit(tmp_path, random_packed, "straight", epochs=2)
     assert (tmp_path / "ckpt/straight/last.ckpt").is_file()
     assert list((tmp_path / "logs/straight/version_0").glob("events.out.tfevents.*"))
-    history = next(cb for cb in straight.trainer.callbacks if isinstance(cb, RetrievalEvaluation)).history
+    history = RetrievalEvaluation.of(straight.trainer).history
     assert [step for step, _ in history] == [0, 3, 6]  # step 0 (start model), then every epoch
     assert {"forget/mAP", "forget/R@1", "forget/CS", "forget/acc", "retain/mAP", "retain/CS"} <= set(history[0][1])
 

@@ -18,7 +18,7 @@ def _run(config, root, out_dir, *extra):
         "--trainer.logger.init_args.save_dir", str(out_dir / "logs"),
         "--checkpoint.dirpath", str(out_dir / "checkpoints"), *extra,
     ])
-    return next(cb for cb in cli.trainer.callbacks if isinstance(cb, RetrievalEvaluation)).history
+    return RetrievalEvaluation.of(cli.trainer).history
 
 
 @pytest.fixture(scope="module")

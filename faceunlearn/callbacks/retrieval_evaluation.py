@@ -141,3 +141,8 @@ class RetrievalEvaluation(L.Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._evaluate(trainer, pl_module)
+
+    @classmethod
+    def of(cls, trainer: L.Trainer) -> "RetrievalEvaluation":
+        """The trainer's evaluation callback (e.g. to read ``history`` after a run)."""
+        return next(callback for callback in trainer.callbacks if isinstance(callback, cls))

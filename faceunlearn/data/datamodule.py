@@ -18,10 +18,14 @@ from faceunlearn.data.splits import choose_forget_identities, split_forget_image
 from faceunlearn.data.synthetic import build_synthetic_dataset
 
 
+#: row sets that feed training only; every other named set is an evaluation subset
+TRAINING_ONLY = ("train", "retain")
+
+
 class FaceDataModule(L.LightningDataModule):
     """Reads one packed dataset (``faceunlearn.data.packed``) and serves every split a method needs.
 
-    Training streams (a method names the ones it uses in ``train_streams``):
+    Training streams (a method lists the ones it uses in ``train_streams``):
 
     - ``train``: every training-split image, shuffled (fine-tuning the Original model);
     - ``forget``: D_f^train in identity-balanced P×K batches, ``batch_size`` = P·K (SPEC §2);
@@ -109,8 +113,9 @@ class FaceDataModule(L.LightningDataModule):
         if len(train_rows) == 0:
             raise PackedDatasetError(f"{self.root} has no images in the 'train' split")
         train_identities = packed.identities[train_rows]
-        if train_identities.max() >= self.num_classes:
-            raise PackedDatasetError(f"{self.root}: training identity {train_identities.max()} >= num_classes {self.num_classes}")
+        num_classes = int(packed.meta["num_classes"])
+        if train_identities.max() >= num_classes:
+            raise PackedDatasetError(f"{self.root}: training identity {train_identities.max()} >= num_classes {num_classes}")
 
         self.forget_identity_ids = choose_forget_identities(
             train_identities, hp.num_forget_identities, hp.seed, hp.forget_identities, min_images=4
@@ -141,7 +146,7 @@ class FaceDataModule(L.LightningDataModule):
     @property
     def subsets(self) -> dict[str, np.ndarray]:
         """Image ids of every named evaluation subset."""
-        return {name: self.packed.image_ids[rows] for name, rows in self.rows.items() if name not in ("train", "retain")}
+        return {name: self.packed.image_ids[rows] for name, rows in self.rows.items() if name not in TRAINING_ONLY}
 
     def subset_rows(self, names) -> np.ndarray:
         unknown = [name for name in names if name not in self.rows]
@@ -190,7 +195,7 @@ class FaceDataModule(L.LightningDataModule):
     # -- evaluation --------------------------------------------------------------------------
     def eval_dataloader(self, names=None) -> DataLoader:
         """Every image of the named subsets (default: all), each once, in stored order, unflipped."""
-        rows = self.subset_rows(names or [n for n in self.rows if n not in ("train", "retain")])
+        rows = self.subset_rows(names or list(self.subsets))
         sampler = BatchSampler(SequentialSampler(rows), self.hparams.eval_batch_size, drop_last=False)
         return self._loader(rows, sampler)
 

@@ -36,8 +36,8 @@ class FaceModule(L.LightningModule):
             so unlearning methods default to fixed statistics (gradients still flow through BN).
     """
 
-    #: names of the DataModule streams that ``training_step`` receives
-    forget_streams: tuple[str, ...] = ("forget",)
+    #: DataModule streams that ``loss_terms`` reads (the retain stream is added when λ > 0)
+    loss_streams: tuple[str, ...] = ("forget",)
 
     def __init__(
         self,
@@ -70,7 +70,7 @@ class FaceModule(L.LightningModule):
 
     @property
     def train_streams(self) -> tuple[str, ...]:
-        return self.forget_streams + (("retain",) if self.hparams.retain_weight > 0 else ())
+        return self.loss_streams + (("retain",) if self.hparams.retain_weight > 0 else ())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw embeddings ``z = f_θ(x)`` (not normalised)."""

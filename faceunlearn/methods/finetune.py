@@ -10,7 +10,7 @@ class FineTune(FaceModule):
     are trained as usual.
     """
 
-    forget_streams = ("train",)
+    loss_streams = ("train",)
 
     def __init__(self, *args, lr_schedule: str = "linear", freeze_bn_stats: bool = False, **kwargs):
         super().__init__(*args, lr_schedule=lr_schedule, freeze_bn_stats=freeze_bn_stats, **kwargs)
