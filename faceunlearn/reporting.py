@@ -11,11 +11,14 @@ TABLE_METRICS = ("mAP", "R@1", "CS", "acc")
 
 
 def tidy_rows(method: str, seed: int, metrics: dict[str, float], table_metrics=TABLE_METRICS) -> list[dict]:
-    """Rows from callback metrics named ``<benchmark>/<metric>`` (values as fractions)."""
+    """Rows from callback metrics named ``<benchmark>/<metric>`` (values as fractions).
+
+    ``table_metrics`` keeps only those metrics (default: the paper's table columns); None keeps all.
+    """
     rows = []
     for key, value in metrics.items():
         benchmark, _, metric = key.partition("/")
-        if metric in table_metrics:
+        if table_metrics is None or metric in table_metrics:
             rows.append({"method": method, "seed": seed, "benchmark": benchmark, "metric": metric, "value": float(value)})
     return rows
 

@@ -1,169 +1,17 @@
-"""Tests for faceunlearn.metrics against brute-force numpy / sklearn references."""
+"""Cluster compactness and centroid accuracies against brute-force numpy references (retrieval: test_retrieval.py)."""
 import math
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from sklearn.metrics import average_precision_score
 
 import faceunlearn.metrics.centroids as centroids_mod
-from faceunlearn.metrics import centroid_accuracy, cluster_compactness, head_accuracy, retrieval_metrics
+from faceunlearn.metrics import centroid_accuracy, cluster_compactness, head_accuracy
 
 
 def _unit(x):
     x = np.asarray(x, dtype=np.float64)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _data(seed, Q=40, G=150, d=16, n_ids=12, self_query=False):
-    """Random gallery; if self_query, the queries are a subset of the gallery (shared image ids)."""
-    g = torch.Generator().manual_seed(seed)
-    gal = torch.randn(G, d, generator=g)
-    gl = torch.randint(0, n_ids, (G,), generator=g)
-    gids = torch.randperm(10 * G, generator=g)[:G]
-    if self_query:
-        pick = torch.randperm(G, generator=g)[:Q]
-        return gal[pick].clone(), gl[pick].clone(), gal, gl, gids[pick].clone(), gids
-    qry = torch.randn(Q, d, generator=g)
-    ql = torch.randint(0, n_ids + 3, (Q,), generator=g)  # labels >= n_ids have no relevant item
-    return qry, ql, gal, gl, None, None
-
-
-def _reference(q, ql, g, gl, qi=None, gi=None, ks=(1, 5, 10)):
-    """Per-query loop: sklearn AP and brute-force CMC on the ranking without the own image."""
-    S = _unit(q.numpy()) @ _unit(g.numpy()).T
-    aps, hits, empty = [], {k: 0 for k in ks}, 0
-    for i in range(len(q)):
-        keep = np.ones(len(g), bool) if qi is None else gi.numpy() != qi[i].item()
-        s, rel = S[i][keep], gl.numpy()[keep] == ql[i].item()
-        if not rel.any():
-            empty += 1
-            continue
-        aps.append(average_precision_score(rel, s))
-        order = np.argsort(-s, kind="stable")
-        for k in ks:
-            hits[k] += bool(rel[order[:k]].any())
-    n = len(aps)
-    out = {"mAP": float(np.mean(aps)) if n else math.nan, "num_queries": n, "num_queries_without_relevant": empty}
-    out.update({f"R@{k}": hits[k] / n if n else math.nan for k in ks})
-    return out
-
-
-def _check(got, ref, tol=1e-5):
-    assert set(got) == set(ref)
-    for key, v in ref.items():
-        if isinstance(v, int):
-            assert got[key] == v and isinstance(got[key], int), key
-        else:
-            assert isinstance(got[key], float), key
-            assert got[key] == pytest.approx(v, abs=tol, nan_ok=True), key
-
-
-# ---------------------------------------------------------------- retrieval
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("self_query", [False, True])
-def test_map_and_recall_match_reference(seed, self_query):
-    q, ql, g, gl, qi, gi = _data(seed, self_query=self_query)
-    _check(retrieval_metrics(q, ql, g, gl, qi, gi), _reference(q, ql, g, gl, qi, gi))
-
-
-@settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10**6), Q=st.integers(1, 30), G=st.integers(1, 60), n_ids=st.integers(1, 8),
-       self_query=st.booleans(), chunk=st.integers(1, 40), ks=st.lists(st.integers(1, 70), min_size=1, max_size=3))
-def test_retrieval_property(seed, Q, G, n_ids, self_query, chunk, ks):
-    Q = min(Q, G) if self_query else Q
-    q, ql, g, gl, qi, gi = _data(seed, Q=Q, G=G, d=8, n_ids=n_ids, self_query=self_query)
-    ks = tuple(ks)
-    _check(retrieval_metrics(q, ql, g, gl, qi, gi, ks=ks, chunk_size=chunk), _reference(q, ql, g, gl, qi, gi, ks))
-
-
-def test_self_exclusion_changes_result():
-    q, ql, g, gl, qi, gi = _data(0, self_query=True)
-    with_ids = retrieval_metrics(q, ql, g, gl, qi, gi)
-    without = retrieval_metrics(q, ql, g, gl)
-    assert without["R@1"] == 1.0 and with_ids["R@1"] < 1.0  # without ids each query finds itself
-
-
-def test_queries_without_relevant_are_excluded_and_counted():
-    q, ql, g, gl, _, _ = _data(1)
-    ql[:5] = 999
-    out = retrieval_metrics(q, ql, g, gl)
-    assert out["num_queries_without_relevant"] >= 5
-    assert out["num_queries"] + out["num_queries_without_relevant"] == len(q)
-    sub = retrieval_metrics(q[ql != 999], ql[ql != 999], g, gl)
-    assert out["mAP"] == pytest.approx(sub["mAP"]) and out["R@5"] == pytest.approx(sub["R@5"])
-
-
-def test_no_query_has_relevant_gives_nan():
-    out = retrieval_metrics(torch.randn(3, 4), torch.tensor([7, 8, 9]), torch.randn(5, 4), torch.zeros(5, dtype=torch.long))
-    assert math.isnan(out["mAP"]) and math.isnan(out["R@1"])
-    assert out["num_queries"] == 0 and out["num_queries_without_relevant"] == 3
-
-
-def test_row_scaling_and_chunking_do_not_change_result():
-    q, ql, g, gl, qi, gi = _data(2, self_query=True)
-    base = retrieval_metrics(q, ql, g, gl, qi, gi)
-    scale_q = torch.rand(len(q), 1) * 100 + 0.01
-    scale_g = torch.rand(len(g), 1) * 100 + 0.01
-    _check(retrieval_metrics(q * scale_q, ql, g * scale_g, gl, qi, gi), base)
-    for chunk in (1, 7, len(q) - 1, len(q), 10 * len(q)):
-        _check(retrieval_metrics(q, ql, g, gl, qi, gi, chunk_size=chunk), base, tol=1e-6)
-
-
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_low_precision_close_to_float32(dtype):
-    q, ql, g, gl, _, _ = _data(3, Q=60, G=400, d=64, n_ids=10)
-    ref = retrieval_metrics(q, ql, g, gl)
-    low = retrieval_metrics(q.to(dtype), ql, g.to(dtype), gl)
-    assert low["mAP"] == pytest.approx(ref["mAP"], abs=0.02)
-    assert low["num_queries"] == ref["num_queries"]
-
-
-def test_known_ranking():
-    # gallery along angles 0, 10, 20, 30 deg; query at 0 deg -> ranking is gallery order
-    ang = np.deg2rad([0, 10, 20, 30])
-    g = torch.tensor(np.stack([np.cos(ang), np.sin(ang)], 1), dtype=torch.float32)
-    q = torch.tensor([[1.0, 0.0]])
-    gl = torch.tensor([0, 1, 0, 1])
-    out = retrieval_metrics(q, torch.tensor([1]), g, gl, ks=(1, 2, 3))
-    assert out["mAP"] == pytest.approx((1 / 2 + 2 / 4) / 2)
-    assert (out["R@1"], out["R@2"], out["R@3"]) == (0.0, 1.0, 1.0)
-    # the same query as gallery item 0 (ids given): item 0 is removed, ranking is 1, 2, 3
-    out = retrieval_metrics(q, torch.tensor([0]), g, gl, torch.tensor([5]), torch.tensor([5, 6, 7, 8]), ks=(1, 2))
-    assert out["mAP"] == pytest.approx(1 / 2) and (out["R@1"], out["R@2"]) == (0.0, 1.0)
-
-
-def test_retrieval_errors():
-    q, g = torch.randn(4, 8), torch.randn(6, 8)
-    ql, gl = torch.zeros(4, dtype=torch.long), torch.zeros(6, dtype=torch.long)
-    with pytest.raises(ValueError, match="length mismatch: query_labels"):
-        retrieval_metrics(q, ql[:3], g, gl)
-    with pytest.raises(ValueError, match="length mismatch: gallery_labels"):
-        retrieval_metrics(q, ql, g, gl[:5])
-    with pytest.raises(ValueError, match="embedding dim mismatch"):
-        retrieval_metrics(q, ql, torch.randn(6, 7), gl)
-    with pytest.raises(ValueError, match="query is empty"):
-        retrieval_metrics(q[:0], ql[:0], g, gl)
-    with pytest.raises(ValueError, match="gallery is empty"):
-        retrieval_metrics(q, ql, g[:0], gl[:0])
-    bad = g.clone()
-    bad[2, 3] = float("nan")
-    with pytest.raises(ValueError, match="gallery contains non-finite"):
-        retrieval_metrics(q, ql, bad, gl)
-    bad = q.clone()
-    bad[0, 0] = float("inf")
-    with pytest.raises(ValueError, match="query contains non-finite"):
-        retrieval_metrics(bad, ql, g, gl)
-    with pytest.raises(ValueError, match="must be given together"):
-        retrieval_metrics(q, ql, g, gl, query_ids=torch.arange(4))
-    with pytest.raises(ValueError, match="must be given together"):
-        retrieval_metrics(q, ql, g, gl, gallery_ids=torch.arange(6))
-    with pytest.raises(ValueError, match="length mismatch: gallery_ids"):
-        retrieval_metrics(q, ql, g, gl, torch.arange(4), torch.arange(5))
-    with pytest.raises(ValueError, match="2-D tensor"):
-        retrieval_metrics(q[0], ql, g, gl)
 
 
 # ---------------------------------------------------------------- compactness

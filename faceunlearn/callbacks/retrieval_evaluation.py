@@ -1,19 +1,23 @@
 """Callback: retrieval evaluation of every configured benchmark, logged to TensorBoard.
 
-It only wires the pure metric functions of ``faceunlearn.metrics`` into Lightning: it collects the
-embeddings that ``validation_step`` returns, then computes each benchmark once per validation.
+It only wires the pure functions of ``faceunlearn.metrics`` into Lightning: it collects the
+embeddings that ``validation_step`` returns, gathers them across DDP ranks (dropping the images
+DistributedSampler repeats), computes every benchmark once on rank 0 and gives every rank the
+same numbers. ``faceunlearn validate|test`` also prints them and writes them as tidy CSV.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from faceunlearn.metrics import centroid_accuracy, cluster_compactness, head_accuracy, retrieval_metrics
+from faceunlearn.callbacks.gather import drop_duplicate_ids, gather_rows
+from faceunlearn.metrics.benchmarks import EmbeddingTable, evaluate_benchmarks, parse_benchmarks
+from faceunlearn.reporting import tidy_rows, write_csv
 
 #: The demo's benchmarks (SPEC §5 "forget, base" and the CFP-FP analogue on held-out identities).
 DEFAULT_BENCHMARKS = {
@@ -34,40 +38,52 @@ def format_metrics(metrics: dict[str, float]) -> str:
         else:
             text = f"{metric}={100 * value:.2f}"
         lines.setdefault(benchmark, []).append(text)
-    return "\n".join(f"{benchmark:>12s}: " + "  ".join(parts) for benchmark, parts in lines.items())
+    width = max(map(len, lines), default=0)
+    return "\n".join(f"{benchmark:>{width}s}: " + "  ".join(parts) for benchmark, parts in lines.items())
 
 
 class RetrievalEvaluation(L.Callback):
     """Evaluate benchmarks at the end of every validation, and at step 0 before training.
 
-    A benchmark is named subsets of the DataModule (``FaceDataModule.subsets``)::
+    ``benchmarks`` maps a name to subsets of the DataModule (``FaceDataModule.subsets``); the
+    format, the base/extended variants and every metric are described in
+    ``faceunlearn.metrics.benchmarks``::
 
-        forget: {queries: forget_test, gallery: [forget], clusters: forget}
-
-    - ``queries`` / ``gallery``: retrieval mAP and R@k (own image excluded by image id);
-    - ``clusters``: Cluster Compactness ``CS`` and centroid accuracies on that subset. ``acc`` is the
-      paper's centroid accuracy, with the CosFace head's class weights as centroids (argmax over all
-      classes); ``acc_mean`` uses leave-one-out normalised-mean embedding centroids instead.
+        forget: {queries: forget_test, gallery: [forget], distractors: [distractors], clusters: forget}
 
     Metrics are logged as ``<benchmark>/<metric>`` (fractions). The step-0 evaluation runs as
     Lightning's sanity check over the full validation set (``num_sanity_val_steps: -1``) and is
-    logged at step 0. ``history`` keeps ``(global_step, metrics)`` of every evaluation.
+    logged at step 0. ``history`` keeps ``(global_step, metrics)`` of every evaluation. At set-up
+    the callback tells the DataModule which subsets to embed (only those the benchmarks use).
+
+    Args:
+        benchmarks: name → subsets (default: the demo's ``forget`` and ``retain``).
+        ks: the k of R@k.
+        results_csv: where ``validate``/``test`` write the tidy CSV (``method,seed,benchmark,metric,value``);
+            default ``<log_dir>/retrieval_metrics.csv`` of the run.
     """
 
-    def __init__(self, benchmarks: dict[str, dict] | None = None, ks: list[int] | None = None):
+    def __init__(self, benchmarks: dict[str, dict] | None = None, ks: list[int] | None = None, results_csv: str | None = None):
         super().__init__()
-        self.benchmarks = benchmarks or DEFAULT_BENCHMARKS
-        for name, spec in self.benchmarks.items():
-            unknown = set(spec) - {"queries", "gallery", "clusters"}
-            if unknown or not ({"queries", "gallery"} <= set(spec) or "clusters" in spec):
-                raise ValueError(
-                    f"benchmark {name!r} must give queries + gallery and/or clusters (subset names); got keys {sorted(spec)}"
-                )
+        self.benchmarks = parse_benchmarks(benchmarks or DEFAULT_BENCHMARKS)
         self.ks = tuple(ks or (1, 5, 10))
+        if min(self.ks) < 1:
+            raise ValueError(f"evaluation.ks must be positive integers, got {list(self.ks)}")
+        self.results_csv = results_csv
         self.history: list[tuple[int, dict[str, float]]] = []
         self.seconds = 0.0
         self._started = 0.0
         self._chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    @property
+    def subsets(self) -> list[str]:
+        """Every DataModule subset some benchmark reads."""
+        return sorted(set().union(*(benchmark.subsets for benchmark in self.benchmarks.values())))
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        datamodule = trainer.datamodule
+        if datamodule is not None and hasattr(datamodule, "eval_subset_names"):
+            datamodule.eval_subset_names = self.subsets
 
     # -- collection ----------------------------------------------------------------------------
     def _reset(self, *args) -> None:
@@ -77,50 +93,33 @@ class RetrievalEvaluation(L.Callback):
     on_validation_epoch_start = on_test_epoch_start = _reset
 
     def _collect(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._chunks.append((outputs["embeddings"].detach().float().cpu(), batch["label"].cpu(), batch["image_id"].cpu()))
+        self._chunks.append((outputs["embeddings"].detach(), batch["label"], batch["image_id"]))
 
     on_validation_batch_end = on_test_batch_end = _collect
 
     # -- evaluation ----------------------------------------------------------------------------
-    def compute(self, embeddings, labels, image_ids, subsets: dict[str, np.ndarray], head_weight) -> dict[str, float]:
+    def compute(self, embeddings, labels, image_ids, subsets, head_weight=None) -> dict[str, float]:
         """All configured metrics from one embedding table (rows addressed by image id)."""
-        order = torch.argsort(image_ids)
-        sorted_ids = image_ids[order]
-
-        def take(names):
-            names = [names] if isinstance(names, str) else list(names)
-            missing = [n for n in names if n not in subsets]
-            if missing:
-                raise KeyError(f"benchmark subset(s) {missing} unknown; the DataModule provides {', '.join(subsets)}")
-            wanted = torch.from_numpy(np.unique(np.concatenate([subsets[n] for n in names])))
-            rows = order[torch.searchsorted(sorted_ids, wanted).clamp_max(len(sorted_ids) - 1)]
-            if not torch.equal(image_ids[rows], wanted):
-                raise RuntimeError(f"subset(s) {names} were not all embedded in this evaluation")
-            return embeddings[rows], labels[rows], image_ids[rows]
-
-        metrics: dict[str, float] = {}
-        for name, spec in self.benchmarks.items():
-            if "queries" in spec:
-                query, query_labels, query_ids = take(spec["queries"])
-                gallery, gallery_labels, gallery_ids = take(spec["gallery"])
-                result = retrieval_metrics(query, query_labels, gallery, gallery_labels, query_ids, gallery_ids, ks=self.ks)
-                metrics.update({f"{name}/{key}": float(value) for key, value in result.items()})
-            if "clusters" in spec:
-                cluster, cluster_labels, _ = take(spec["clusters"])
-                metrics[f"{name}/CS"] = cluster_compactness(cluster, cluster_labels)
-                metrics[f"{name}/acc_mean"] = centroid_accuracy(cluster, cluster_labels)
-                if head_weight is not None and int(cluster_labels.max()) < head_weight.shape[0]:
-                    metrics[f"{name}/acc"] = head_accuracy(cluster, cluster_labels, head_weight)
-        return metrics
+        return evaluate_benchmarks(self.benchmarks, EmbeddingTable(embeddings, labels, image_ids, subsets), head_weight, self.ks)
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._chunks:
-            return
-        embeddings, labels, image_ids = (torch.cat(parts) for parts in zip(*self._chunks))
+        embeddings, labels, image_ids = (torch.cat(parts) for parts in zip(*self._chunks)) if self._chunks else (None,) * 3
         self._chunks = []
-        head = getattr(pl_module, "head", None)
-        head_weight = head.weight.detach().float().cpu() if head is not None else None
-        metrics = self.compute(embeddings, labels, image_ids, trainer.datamodule.subsets, head_weight)
+        if trainer.world_size > 1:
+            if embeddings is None:  # a rank without batches still joins the collectives
+                embeddings = torch.zeros(0, pl_module.hparams.get("embedding_size", 1), device=pl_module.device)
+                labels = image_ids = torch.zeros(0, dtype=torch.long, device=pl_module.device)
+            embeddings, labels, image_ids = gather_rows(trainer.strategy, embeddings, labels, image_ids)
+            image_ids, embeddings, labels = drop_duplicate_ids(image_ids, embeddings, labels)
+        metrics = None
+        if trainer.is_global_zero and embeddings is not None and len(embeddings):
+            head = getattr(pl_module, "head", None)
+            head_weight = head.weight.detach() if head is not None else None
+            metrics = self.compute(embeddings, labels, image_ids, trainer.datamodule.subsets, head_weight)
+        if trainer.world_size > 1:
+            metrics = trainer.strategy.broadcast(metrics, src=0)  # computed once, identical on every rank
+        if metrics is None:
+            return
         self.seconds += time.perf_counter() - self._started  # embedding + metrics
         self.history.append((trainer.global_step, metrics))
         # Loggers get every evaluation at the number of optimiser steps taken so far (0 = the start
@@ -129,9 +128,18 @@ class RetrievalEvaluation(L.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
         if not trainer.sanity_checking:
-            pl_module.log_dict(metrics, logger=False)  # for checkpoint monitors and the progress bar
+            # identical on every rank already, so no sync_dist reduction (it could only add rounding)
+            pl_module.log_dict(metrics, logger=False, sync_dist=False)
         if trainer.state.fn in ("validate", "test"):
             rank_zero_info(format_metrics(metrics))
+            if trainer.is_global_zero:
+                self._write_csv(trainer, pl_module, metrics)
+
+    def _write_csv(self, trainer: L.Trainer, pl_module: L.LightningModule, metrics: dict[str, float]) -> None:
+        path = Path(self.results_csv or Path(trainer.log_dir or "lightning_logs") / "retrieval_metrics.csv")
+        seed = getattr(trainer.datamodule, "hparams", {}).get("seed", "")
+        write_csv(tidy_rows(type(pl_module).__name__, seed, metrics, table_metrics=None), path)
+        rank_zero_info(f"wrote {path}")
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking and (trainer.num_sanity_val_steps != float("inf") or trainer.global_step > 0):

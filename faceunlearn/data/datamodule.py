@@ -74,6 +74,8 @@ class FaceDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        #: subsets that validate/test embed (None: all); the evaluation callback sets what its benchmarks read
+        self.eval_subset_names: list[str] | None = None
         self.root = Path(root)
         self.packed: PackedFaces | None = None
 
@@ -200,7 +202,7 @@ class FaceDataModule(L.LightningDataModule):
         return self._loader(rows, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self.eval_dataloader()
+        return self.eval_dataloader(self.eval_subset_names)
 
     def test_dataloader(self) -> DataLoader:
-        return self.eval_dataloader()
+        return self.eval_dataloader(self.eval_subset_names)

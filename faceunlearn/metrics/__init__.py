@@ -1,6 +1,26 @@
-"""Evaluation metrics for face identity unlearning (pure functions on torch tensors)."""
+"""Evaluation metrics for face identity unlearning (pure functions: tensors in, numbers out).
+
+- ``retrieval``: exact full-ranking mAP and CMC R@k by chunked rank counting (base and
+  distractor-extended galleries in one pass);
+- ``neighbours``: FAISS top-k neighbour lists and search-based R@k;
+- ``compactness``: Cluster Compactness (paper Eq. 10), closed form;
+- ``benchmarks``: benchmarks as configuration (queries, gallery, distractors, clusters) → all metrics;
+- ``centroids``: nearest-centroid accuracy (normalised-mean centroids, CosFace-head centroids).
+"""
 from .centroids import centroid_accuracy, head_accuracy
 from .compactness import cluster_compactness
-from .retrieval import retrieval_metrics
+from .neighbours import cmc_recall, nearest_neighbours
+from .retrieval import retrieval_metrics, retrieval_metrics_extended
+from .benchmarks import Benchmark, evaluate_benchmarks
 
-__all__ = ["retrieval_metrics", "cluster_compactness", "centroid_accuracy", "head_accuracy"]
+__all__ = [
+    "retrieval_metrics",
+    "retrieval_metrics_extended",
+    "cluster_compactness",
+    "centroid_accuracy",
+    "head_accuracy",
+    "nearest_neighbours",
+    "cmc_recall",
+    "Benchmark",
+    "evaluate_benchmarks",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .retrieval import _unit_rows, _vector
+from .checks import unit_rows, vector
 
 _CHUNK = 4096  # samples per chunk; chunk x C similarities are held at once
 
@@ -19,8 +19,8 @@ def centroid_accuracy(embeddings: torch.Tensor, labels: torch.Tensor) -> float:
     Samples whose identity has a single image are skipped (their centroids still compete for
     other samples); returns nan if no sample remains. Ties: first (lowest label) class wins.
     """
-    z = _unit_rows(embeddings, "embeddings")
-    y = _vector(labels, z.shape[0], "labels", "embeddings").to(z.device)
+    z = unit_rows(embeddings, "embeddings")
+    y = vector(labels, z.shape[0], "labels", "embeddings").to(z.device)
     _, inv = torch.unique(y, return_inverse=True)
     C = int(inv.max()) + 1
     sums = torch.zeros(C, z.shape[1], device=z.device).index_add_(0, inv, z)
@@ -50,11 +50,11 @@ def head_accuracy(
 
     ``labels`` are class indices into head_weight. Ties: first index wins.
     """
-    z = _unit_rows(embeddings, "embeddings")
-    w = _unit_rows(head_weight, "head_weight").to(z.device)
+    z = unit_rows(embeddings, "embeddings")
+    w = unit_rows(head_weight, "head_weight").to(z.device)
     if w.shape[1] != z.shape[1]:
         raise ValueError(f"embedding dim mismatch: embeddings have d={z.shape[1]}, head_weight has d={w.shape[1]}")
-    y = _vector(labels, z.shape[0], "labels", "embeddings").to(z.device)
+    y = vector(labels, z.shape[0], "labels", "embeddings").to(z.device)
     if y.min() < 0 or y.max() >= w.shape[0]:
         raise ValueError(f"labels must be class indices in [0, {w.shape[0]}), got range [{int(y.min())}, {int(y.max())}]")
     correct = 0

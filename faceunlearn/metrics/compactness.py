@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .retrieval import _unit_rows, _vector
+from .checks import unit_rows, vector
 
 
 @torch.no_grad()
@@ -16,8 +16,8 @@ def cluster_compactness(embeddings: torch.Tensor, labels: torch.Tensor) -> float
     Computed in closed form per identity: (||sum_i z_i||^2 - sum_i ||z_i||^2) / (n_c (n_c - 1)).
     Returns nan if no identity has >= 2 images.
     """
-    z = _unit_rows(embeddings, "embeddings")
-    y = _vector(labels, z.shape[0], "labels", "embeddings").to(z.device)
+    z = unit_rows(embeddings, "embeddings")
+    y = vector(labels, z.shape[0], "labels", "embeddings").to(z.device)
     _, inv = torch.unique(y, return_inverse=True)
     C = int(inv.max()) + 1
     z64 = z.double()  # sums in float64: the closed form subtracts two ~n_c-sized numbers

@@ -1,35 +1,220 @@
-"""Retrieval metrics: mean average precision (mAP) and CMC recall R@k.
+"""Exact retrieval metrics at gallery scale: full-ranking mAP and CMC R@k by chunked rank counting.
 
-Everything is cosine similarity on L2-normalised embeddings; queries are processed in
-chunks so the full Q x G score matrix is never held in memory.
+How it is computed (never a Q×G matrix, never a sorted gallery row)
+-------------------------------------------------------------------
+For a query with relevant set ``R`` (gallery items of its identity, its own image removed), average
+precision needs only two counts per relevant item ``r``:
+
+    n_rel(r) = |{p ∈ R : s_p ≥ s_r}|      n_all(r) = |{g ∈ gallery : s_g ≥ s_r}|
+    AP = 1/|R| · Σ_{r∈R} n_rel(r) / n_all(r)          (precision at r's rank, averaged over R)
+
+and CMC R@k is a hit iff the best relevant item's rank ``min_r n_all(r)`` is ≤ k. Queries are
+processed in chunks of ``c`` (chosen from a memory budget): one GEMM gives the chunk's c × G
+float32 cosines, the relevant items' scores are gathered from that same matrix (so thresholds and
+counts agree bit for bit) and sorted, and every score is bucketed among them with
+``torch.searchsorted``; a per-row histogram with a suffix sum yields ``n_all`` for every relevant
+item. Scores below a query's lowest relevant score cannot change any rank, so when they are the
+large majority (a good model) only the rest are bucketed. Cost: the GEMM plus one pass over its
+output; memory: one chunk. A distractor set is counted the same way and its counts are added, so
+the base benchmark and its distractor-extended variant come out of one pass over the gallery.
+
+Tie rule: an item whose score equals a relevant item's score counts as ranked *before* it (the
+``≥`` above) — the pessimistic rule, which is exactly what ``sklearn.metrics.average_precision_score``
+does (it treats tied scores as one threshold). mAP therefore equals sklearn's per-query AP averaged,
+ties included; R@k counts a hit only if the best relevant item is in the top k with every tie ordered
+against it.
+
+Which path computes what: mAP and R@k come from this counting pass (mAP needs the rank of *every*
+relevant item, which a top-k search cannot give short of k = G; R@k then costs nothing more and
+follows the same tie rule). FAISS (``neighbours.py``) computes top-k neighbour lists and a
+search-based R@k (``cmc_recall``) for when only R@k is wanted; tests check the two R@k paths agree.
+
+Inputs of any float dtype (float16/bfloat16 included) are upcast to float32 and L2-normalised, on
+the query tensor's device (CPU or CUDA) unless ``device`` is given.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
+
+from .checks import unit_rows, vector
+
+#: bytes held per score entry in a chunk: the float32 score, its int64 bucket and histogram input
+_BYTES_PER_ENTRY = 4 + 8 + 8 + 1
 
 
-def _unit_rows(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Check an [N, d] embedding tensor and return it as float32 with unit-norm rows."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D tensor [N, d], got shape {tuple(getattr(x, 'shape', ()))}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 rows)")
-    x = x.detach().float()
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains non-finite values (nan/inf)")
-    return F.normalize(x, dim=1)
+def default_memory_budget(device: torch.device) -> int:
+    """Working memory for one query chunk: 512 MiB on CPU, a quarter of free memory (≤ 4 GiB) on CUDA."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(min(4 << 30, free // 4))
+    return 512 << 20
 
 
-def _vector(x: torch.Tensor, n: int, name: str, of: str) -> torch.Tensor:
-    """Check a 1-D per-row tensor (labels / ids) of length n."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D tensor, got shape {tuple(getattr(x, 'shape', ()))}")
-    if x.shape[0] != n:
-        raise ValueError(f"length mismatch: {name} has {x.shape[0]} entries but {of} has {n} rows")
-    return x.detach()
+@dataclass
+class _Labelled:
+    """Embeddings (unit rows), integer labels and optional image ids of one side of a benchmark."""
+
+    embeddings: torch.Tensor
+    labels: torch.Tensor
+    ids: torch.Tensor | None
+
+
+def _prepare(embeddings, labels, ids, name, device) -> _Labelled:
+    x = unit_rows(embeddings, name, device)
+    y = vector(labels, x.shape[0], f"{name}_labels", name, x.device)
+    if y.is_floating_point() or y.is_complex():
+        raise ValueError(f"{name}_labels must be integer identity labels, got {y.dtype}")
+    i = None if ids is None else vector(ids, x.shape[0], f"{name}_ids", name, x.device).long()
+    return _Labelled(x, y.long(), i)
+
+
+def _count_at_or_above(thresholds: torch.Tensor, scores: torch.Tensor, out: torch.Tensor) -> None:
+    """``out[i, j] += |{n : scores[i, n] ≥ thresholds[i, j]}|`` for ascending threshold rows.
+
+    Thresholds may be padded with +inf (never reached by a finite score).
+    """
+    rows, num_thresholds = thresholds.shape
+    bins = num_thresholds + 1
+    reaching = scores >= thresholds[:, :1]  # only these can be ≥ some threshold
+    num_reaching = int(reaching.sum())
+    if num_reaching == 0:
+        return
+    if num_reaching * (num_thresholds + 4) * 4 < scores.numel():  # sparse: bucket only those
+        row, col = reaching.nonzero(as_tuple=True)
+        bucket = torch.searchsorted(thresholds[row], scores[row, col][:, None], right=True).squeeze(1)
+        histogram = torch.bincount(row * bins + bucket, minlength=rows * bins).view(rows, bins)
+    else:  # dense: bucket = number of thresholds ≤ score, for every score
+        bucket = torch.searchsorted(thresholds, scores, right=True)
+        histogram = torch.zeros(rows, bins, dtype=torch.int64, device=scores.device)
+        histogram.scatter_add_(1, bucket, torch.ones((1, 1), dtype=torch.int64, device=scores.device).expand_as(bucket))
+    # count ≥ threshold j  =  Σ_{b > j} histogram[b]
+    out += histogram.flip(1).cumsum(1).flip(1)[:, 1:]
+
+
+def _own_image_columns(query: _Labelled, gallery: _Labelled):
+    """Per query, the gallery column holding its own image (-1 if none); None when ids are absent/disjoint."""
+    if query.ids is None or gallery.ids is None:
+        return None
+    order = torch.argsort(gallery.ids)
+    sorted_ids = gallery.ids[order]
+    if sorted_ids.numel() > 1 and bool((sorted_ids[1:] == sorted_ids[:-1]).any()):
+        duplicated = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]][:5].tolist()
+        raise ValueError(f"gallery_ids must be unique (an image listed twice would be ranked twice); repeated: {duplicated}")
+    position = torch.searchsorted(sorted_ids, query.ids).clamp_max(len(sorted_ids) - 1)
+    found = sorted_ids[position] == query.ids
+    if not bool(found.any()):
+        return None
+    return torch.where(found, order[position], torch.full_like(position, -1))
+
+
+def _ap_and_best_rank(count, relevant_at_or_above, at_or_above):
+    """AP and best relevant rank per row from the counts at each sorted relevant score (first ``count`` valid)."""
+    valid = torch.arange(at_or_above.shape[1], device=count.device) < count[:, None]
+    ranks = torch.where(valid, at_or_above, 1)
+    precision = torch.where(valid, relevant_at_or_above.double() / ranks, 0.0)
+    has_relevant = count > 0
+    ap = torch.where(has_relevant, precision.sum(1) / count.clamp_min(1), float("nan"))
+    best = ranks.gather(1, (count - 1).clamp_min(0)[:, None]).squeeze(1)  # highest relevant score sorts last
+    return ap, torch.where(has_relevant, best, 0)
+
+
+@torch.no_grad()
+def _rank_counts(query: _Labelled, gallery: _Labelled, distractors: torch.Tensor | None, chunk_size, memory_budget):
+    """Per query: AP and best relevant rank on the gallery, and on gallery ∪ distractors.
+
+    Returns ``(num_relevant, ap, best_rank, ap_extended, best_rank_extended)``; AP is float64 and
+    nan (best rank 0) for queries without a relevant item; the extended pair is None without distractors.
+    """
+    device = query.embeddings.device
+    num_queries, num_gallery = query.embeddings.shape[0], gallery.embeddings.shape[0]
+    num_distractors = 0 if distractors is None else distractors.shape[0]
+    if chunk_size is None:
+        budget = memory_budget or default_memory_budget(device)
+        chunk_size = max(1, budget // (_BYTES_PER_ENTRY * max(num_gallery, num_distractors)))
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+
+    # relevant items of a label = a contiguous run of the label-sorted gallery
+    gallery_order = torch.argsort(gallery.labels, stable=True)
+    sorted_labels = gallery.labels[gallery_order]
+    run_start = torch.searchsorted(sorted_labels, query.labels)
+    run_length = torch.searchsorted(sorted_labels, query.labels, right=True) - run_start
+    own_column = _own_image_columns(query, gallery)
+
+    num_relevant = torch.zeros(num_queries, dtype=torch.int64, device=device)
+    outputs = [torch.full((num_queries,), float("nan"), dtype=torch.float64, device=device),
+               torch.zeros(num_queries, dtype=torch.int64, device=device)]
+    if distractors is not None:
+        outputs += [outputs[0].clone(), outputs[1].clone()]
+
+    for start in range(0, num_queries, chunk_size):
+        chunk = slice(start, min(start + chunk_size, num_queries))
+        rows = chunk.stop - chunk.start
+        width = int(run_length[chunk].max())
+        if width == 0:
+            continue
+        offsets = torch.arange(width, device=device)
+        columns = gallery_order[(run_start[chunk, None] + offsets).clamp_max(num_gallery - 1)]
+        valid = offsets < run_length[chunk, None]
+
+        scores = query.embeddings[chunk] @ gallery.embeddings.T  # [rows, G]
+        if own_column is not None:
+            own = own_column[chunk]
+            has_own = own >= 0
+            scores[torch.nonzero(has_own).squeeze(1), own[has_own]] = float("-inf")  # never ranked
+            valid &= columns != own[:, None]  # and never relevant
+        relevant_scores = scores.gather(1, columns).masked_fill_(~valid, float("inf"))
+        thresholds = relevant_scores.sort(dim=1).values  # ascending, +inf padding last
+        count = valid.sum(1)
+        # n_rel at sorted position j = |valid| − |{relevant < t_j}|
+        relevant_at_or_above = count[:, None] - torch.searchsorted(thresholds, thresholds)
+        at_or_above = torch.zeros(rows, width, dtype=torch.int64, device=device)
+        _count_at_or_above(thresholds, scores, at_or_above)
+        del scores
+
+        num_relevant[chunk] = count
+        outputs[0][chunk], outputs[1][chunk] = _ap_and_best_rank(count, relevant_at_or_above, at_or_above)
+        if distractors is not None:  # extended: add the distractors that reach each threshold
+            extra = query.embeddings[chunk] @ distractors.T
+            _count_at_or_above(thresholds, extra, at_or_above)
+            del extra
+            outputs[2][chunk], outputs[3][chunk] = _ap_and_best_rank(count, relevant_at_or_above, at_or_above)
+    return (num_relevant, *outputs) if distractors is not None else (num_relevant, *outputs, None, None)
+
+
+def _summarise(num_relevant, ap, best_rank, ks) -> dict:
+    evaluated = num_relevant > 0
+    num_evaluated = int(evaluated.sum())
+    nan = float("nan")
+    out = {"mAP": float(ap[evaluated].mean()) if num_evaluated else nan}
+    for k in ks:
+        out[f"R@{k}"] = float((best_rank[evaluated] <= k).double().mean()) if num_evaluated else nan
+    out["num_queries"] = num_evaluated
+    out["num_queries_without_relevant"] = int((~evaluated).sum())
+    return out
+
+
+def _check_ks(ks) -> tuple[int, ...]:
+    ks = tuple(int(k) for k in ks)
+    if not ks or any(k < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {list(ks)}")
+    return ks
+
+
+def _inputs(query, query_labels, gallery, gallery_labels, query_ids, gallery_ids, distractors, device):
+    if (query_ids is None) != (gallery_ids is None):
+        raise ValueError("query_ids and gallery_ids must be given together (or both None)")
+    device = torch.device(device) if device is not None else query.device
+    q = _prepare(query, query_labels, query_ids, "query", device)
+    g = _prepare(gallery, gallery_labels, gallery_ids, "gallery", device)
+    d = None if distractors is None else unit_rows(distractors, "distractors", device)
+    for name, side in (("gallery", g.embeddings), ("distractors", d)):
+        if side is not None and side.shape[1] != q.embeddings.shape[1]:
+            raise ValueError(f"embedding dim mismatch: query has d={q.embeddings.shape[1]}, {name} has d={side.shape[1]}")
+    return q, g, d
 
 
 @torch.no_grad()
@@ -41,77 +226,58 @@ def retrieval_metrics(
     query_ids: torch.Tensor | None = None,
     gallery_ids: torch.Tensor | None = None,
     ks: Sequence[int] = (1, 5, 10),
-    chunk_size: int = 1024,
+    *,
+    distractors: torch.Tensor | None = None,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+    device: torch.device | str | None = None,
 ) -> dict:
-    """mAP and R@k of ranking the whole gallery by cosine similarity, for each query.
+    """mAP over the full ranking and CMC R@k of each query against the gallery (SPEC §4).
 
-    If ``query_ids``/``gallery_ids`` (image ids) are given, gallery items with the query's
-    own image id are removed from that query's ranking (a query never matches itself).
+    For query q with relevant set R_q (gallery items with its label; if ``query_ids`` and
+    ``gallery_ids`` are given, the gallery item with the query's own image id is removed from its
+    ranking altogether):
 
-    For query q with relevant set R_q (gallery items with the same label, own image excluded):
-        AP(q)  = 1/|R_q| * sum_{r in R_q} precision@rank(r),  precision@n = hits in top n / n
-        mAP    = mean of AP(q) over queries with |R_q| >= 1   (full ranking, never cut at k)
-        R@k    = fraction of those queries with a relevant item in the top k  (CMC)
-    Queries with |R_q| = 0 are skipped and counted in ``num_queries_without_relevant``;
-    if no query has a relevant item, mAP and R@k are nan.
+        AP(q) = 1/|R_q| Σ_{r∈R_q} precision@rank(r)          (whole gallery ranked, never cut at k)
+        mAP   = mean of AP(q) over queries with |R_q| ≥ 1
+        R@k   = fraction of those queries with a relevant item in the top k
 
-    Ties: each row is sorted with a *stable* descending sort, so tied items keep gallery
-    order (R@k uses the same order). On tie-free data this equals
-    ``sklearn.metrics.average_precision_score`` per query; with ties it does not (sklearn
-    treats tied scores as one threshold). A later version may switch to sklearn's tie rule.
+    Ties count against the query (module docstring), as in sklearn. ``distractors`` [D, d] are
+    extra gallery items that are never relevant. Queries without a relevant item are left out of
+    the means and counted in ``num_queries_without_relevant``; if none has one, mAP and R@k are nan.
 
-    Returns {"mAP", "R@k" per k in ks, "num_queries", "num_queries_without_relevant"}.
+    ``chunk_size`` (queries per chunk) defaults to what ``memory_budget`` bytes allow.
+    Returns ``{"mAP", "R@k" per k, "num_queries", "num_queries_without_relevant"}`` (fractions).
     """
-    q = _unit_rows(query, "query")
-    g = _unit_rows(gallery, "gallery").to(q.device)
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"embedding dim mismatch: query has d={q.shape[1]}, gallery has d={g.shape[1]}")
-    ql = _vector(query_labels, q.shape[0], "query_labels", "query").to(q.device)
-    gl = _vector(gallery_labels, g.shape[0], "gallery_labels", "gallery").to(q.device)
-    if (query_ids is None) != (gallery_ids is None):
-        raise ValueError("query_ids and gallery_ids must be given together (or both None)")
-    if query_ids is not None:
-        qi = _vector(query_ids, q.shape[0], "query_ids", "query").to(q.device)
-        gi = _vector(gallery_ids, g.shape[0], "gallery_ids", "gallery").to(q.device)
-    ks = [int(k) for k in ks]
-    if any(k < 1 for k in ks):
-        raise ValueError(f"ks must be positive integers, got {ks}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    ks = _check_ks(ks)
+    q, g, d = _inputs(query, query_labels, gallery, gallery_labels, query_ids, gallery_ids, distractors, device)
+    num_relevant, ap, best, ap_extended, best_extended = _rank_counts(q, g, d, chunk_size, memory_budget)
+    if d is not None:
+        return _summarise(num_relevant, ap_extended, best_extended, ks)
+    return _summarise(num_relevant, ap, best, ks)
 
-    G = g.shape[0]
-    ranks = torch.arange(1, G + 1, device=q.device, dtype=torch.float32)
-    ap_sum, hits_at = 0.0, {k: 0 for k in ks}
-    n_eval = n_empty = 0
-    for s in range(0, q.shape[0], chunk_size):
-        scores = q[s : s + chunk_size] @ g.T                       # [c, G]
-        rel = ql[s : s + chunk_size, None] == gl[None, :]           # [c, G] bool
-        if query_ids is not None:
-            own = qi[s : s + chunk_size, None] == gi[None, :]
-            scores.masked_fill_(own, float("-inf"))                 # own image sorts last...
-            rel &= ~own                                             # ...and is never relevant
-        n_rel = rel.sum(1)
-        keep = n_rel > 0
-        n_empty += int((~keep).sum())
-        if not keep.any():
-            continue
-        if not keep.all():
-            scores, rel, n_rel = scores[keep], rel[keep], n_rel[keep]
-        order = torch.sort(scores, dim=1, descending=True, stable=True).indices
-        del scores
-        rel_sorted = rel.gather(1, order)
-        del order, rel
-        cum_hits = rel_sorted.cumsum(1, dtype=torch.int32)
-        prec_at_hits = torch.where(rel_sorted, cum_hits / ranks, 0.0)
-        ap_sum += float((prec_at_hits.sum(1) / n_rel).sum())
-        n_eval += int(keep.sum())
-        for k in ks:
-            hits_at[k] += int(rel_sorted[:, :k].any(1).sum())
 
-    nan = float("nan")
-    out = {"mAP": ap_sum / n_eval if n_eval else nan}
-    for k in ks:
-        out[f"R@{k}"] = hits_at[k] / n_eval if n_eval else nan
-    out["num_queries"] = n_eval
-    out["num_queries_without_relevant"] = n_empty
-    return out
+@torch.no_grad()
+def retrieval_metrics_extended(
+    query: torch.Tensor,
+    query_labels: torch.Tensor,
+    gallery: torch.Tensor,
+    gallery_labels: torch.Tensor,
+    distractors: torch.Tensor,
+    query_ids: torch.Tensor | None = None,
+    gallery_ids: torch.Tensor | None = None,
+    ks: Sequence[int] = (1, 5, 10),
+    *,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[dict, dict]:
+    """``(base, extended)``: ``retrieval_metrics`` on the gallery and on gallery ∪ distractors.
+
+    One pass over the gallery serves both (the distractors' counts are added to the gallery's),
+    so this costs one gallery pass less than two ``retrieval_metrics`` calls.
+    """
+    ks = _check_ks(ks)
+    q, g, d = _inputs(query, query_labels, gallery, gallery_labels, query_ids, gallery_ids, distractors, device)
+    num_relevant, ap, best, ap_extended, best_extended = _rank_counts(q, g, d, chunk_size, memory_budget)
+    return _summarise(num_relevant, ap, best, ks), _summarise(num_relevant, ap_extended, best_extended, ks)

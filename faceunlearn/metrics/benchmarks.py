@@ -1,0 +1,121 @@
+"""Benchmarks as configuration: named subsets in, every metric of every benchmark out.
+
+A benchmark names DataModule subsets (SPEC §5)::
+
+    forget: {queries: forget_test, gallery: [forget], distractors: [distractors], clusters: forget}
+
+- ``queries`` + ``gallery``: retrieval mAP and R@k, logged as ``forget/mAP`` ... (the *base* variant);
+- ``distractors`` (optional): the *extended* variant, gallery ∪ distractors, logged as
+  ``forget_extended/mAP`` ...; both variants come from one pass over the gallery;
+- ``clusters``: Cluster Compactness ``CS`` and centroid accuracies of that subset — ``acc`` with the
+  CosFace head's class weights as centroids (the paper's centroid accuracy), ``acc_mean`` with
+  leave-one-out normalised-mean centroids.
+
+Every subset is looked up once per evaluation in one embedding table (rows addressed by image
+id), so a distractor pool is embedded once and shared by every benchmark that uses it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .centroids import centroid_accuracy, head_accuracy
+from .compactness import cluster_compactness
+from .retrieval import retrieval_metrics, retrieval_metrics_extended
+
+EXTENDED_SUFFIX = "_extended"
+
+
+def _names(value) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value or ())
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark's subset names (see the module docstring)."""
+
+    name: str
+    queries: tuple[str, ...] = ()
+    gallery: tuple[str, ...] = ()
+    distractors: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, name: str, spec: dict) -> "Benchmark":
+        allowed = {"queries", "gallery", "distractors", "clusters"}
+        if "/" in name:
+            raise ValueError(f"benchmark name {name!r} must not contain '/' (metrics are logged as <benchmark>/<metric>)")
+        if not isinstance(spec, dict) or set(spec) - allowed:
+            raise ValueError(f"benchmark {name!r}: unknown keys {sorted(set(spec) - allowed)}; allowed: {sorted(allowed)}")
+        benchmark = cls(name, *(_names(spec.get(key)) for key in ("queries", "gallery", "distractors", "clusters")))
+        if bool(benchmark.queries) != bool(benchmark.gallery) or not (benchmark.queries or benchmark.clusters):
+            raise ValueError(f"benchmark {name!r} must give queries + gallery and/or clusters (subset names); got keys {sorted(spec)}")
+        if benchmark.distractors and not benchmark.queries:
+            raise ValueError(f"benchmark {name!r}: distractors extend a gallery, so queries + gallery are needed too")
+        return benchmark
+
+    @property
+    def subsets(self) -> set[str]:
+        return {*self.queries, *self.gallery, *self.distractors, *self.clusters}
+
+
+def parse_benchmarks(config: dict[str, dict]) -> dict[str, Benchmark]:
+    return {name: Benchmark.from_config(name, spec) for name, spec in config.items()}
+
+
+class EmbeddingTable:
+    """Embeddings, labels and image ids of one evaluation; subsets are fetched by name, once each."""
+
+    def __init__(self, embeddings: torch.Tensor, labels: torch.Tensor, image_ids: torch.Tensor, subsets: dict[str, np.ndarray]):
+        self.embeddings, self.labels, self.image_ids = embeddings, labels, image_ids
+        self.order = torch.argsort(image_ids)
+        self.sorted_ids = image_ids[self.order]
+        self.subsets = subsets
+        self._cache: dict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def take(self, names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if names not in self._cache:
+            missing = [name for name in names if name not in self.subsets]
+            if missing:
+                raise KeyError(f"benchmark subset(s) {missing} unknown; the DataModule provides {', '.join(self.subsets)}")
+            wanted = torch.from_numpy(np.unique(np.concatenate([self.subsets[name] for name in names]))).to(self.image_ids)
+            rows = self.order[torch.searchsorted(self.sorted_ids, wanted).clamp_max(len(self.sorted_ids) - 1)]
+            if not torch.equal(self.image_ids[rows], wanted):
+                raise RuntimeError(f"subset(s) {list(names)} were not all embedded in this evaluation")
+            self._cache[names] = (self.embeddings[rows], self.labels[rows], self.image_ids[rows])
+        return self._cache[names]
+
+
+@torch.no_grad()
+def evaluate_benchmarks(
+    benchmarks: dict[str, Benchmark],
+    table: EmbeddingTable,
+    head_weight: torch.Tensor | None = None,
+    ks: Sequence[int] = (1, 5, 10),
+) -> dict[str, float]:
+    """Every metric of every benchmark, as ``{"<benchmark>/<metric>": value}`` (fractions, counts)."""
+    metrics: dict[str, float] = {}
+    for name, benchmark in benchmarks.items():
+        if benchmark.queries:
+            query, query_labels, query_ids = table.take(benchmark.queries)
+            gallery, gallery_labels, gallery_ids = table.take(benchmark.gallery)
+            extended = None
+            if benchmark.distractors:
+                distractors, _, _ = table.take(benchmark.distractors)
+                base, extended = retrieval_metrics_extended(
+                    query, query_labels, gallery, gallery_labels, distractors, query_ids, gallery_ids, ks=ks)
+            else:
+                base = retrieval_metrics(query, query_labels, gallery, gallery_labels, query_ids, gallery_ids, ks=ks)
+            metrics.update({f"{name}/{key}": value for key, value in base.items()})
+            if extended is not None:
+                metrics.update({f"{name}{EXTENDED_SUFFIX}/{key}": value for key, value in extended.items()})
+        if benchmark.clusters:
+            embeddings, labels, _ = table.take(benchmark.clusters)
+            metrics[f"{name}/CS"] = cluster_compactness(embeddings, labels)
+            metrics[f"{name}/acc_mean"] = centroid_accuracy(embeddings, labels)
+            if head_weight is not None and int(labels.max()) < head_weight.shape[0]:
+                metrics[f"{name}/acc"] = head_accuracy(embeddings, labels, head_weight)
+    return metrics
