@@ -128,18 +128,17 @@ class RetrievalEvaluation(L.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
         if not trainer.sanity_checking:
-            # identical on every rank already, so no sync_dist reduction (it could only add rounding)
-            pl_module.log_dict(metrics, logger=False, sync_dist=False)
+            # Already identical on every rank: a max-reduction keeps them bit-exact (a mean could round)
+            # and tells Lightning the epoch-level values are synchronised.
+            pl_module.log_dict(metrics, logger=False, sync_dist=trainer.world_size > 1, reduce_fx="max")
         if trainer.state.fn in ("validate", "test"):
             rank_zero_info(format_metrics(metrics))
+            # trainer.log_dir is a collective under DDP: every rank asks, rank 0 writes
+            path = Path(self.results_csv or Path(trainer.log_dir or "lightning_logs") / "retrieval_metrics.csv")
             if trainer.is_global_zero:
-                self._write_csv(trainer, pl_module, metrics)
-
-    def _write_csv(self, trainer: L.Trainer, pl_module: L.LightningModule, metrics: dict[str, float]) -> None:
-        path = Path(self.results_csv or Path(trainer.log_dir or "lightning_logs") / "retrieval_metrics.csv")
-        seed = getattr(trainer.datamodule, "hparams", {}).get("seed", "")
-        write_csv(tidy_rows(type(pl_module).__name__, seed, metrics, table_metrics=None), path)
-        rank_zero_info(f"wrote {path}")
+                seed = getattr(trainer.datamodule, "hparams", {}).get("seed", "")
+                write_csv(tidy_rows(type(pl_module).__name__, seed, metrics, table_metrics=None), path)
+                rank_zero_info(f"wrote {path}")
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking and (trainer.num_sanity_val_steps != float("inf") or trainer.global_step > 0):

@@ -18,9 +18,12 @@ def unit_rows(x: torch.Tensor, name: str, device: torch.device | str | None = No
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {x.dtype}")
     x = x.detach().to(device=device, dtype=torch.float32)
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains non-finite values (nan/inf)")
-    return F.normalize(x, dim=1)
+    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    if not bool(torch.isfinite(norms).all()):  # O(N) test; the O(N·d) one only when it fails
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains non-finite values (nan/inf)")
+        return F.normalize(x / x.abs().amax(dim=1, keepdim=True), dim=1)  # finite, but the norm overflowed
+    return x / norms.clamp_min(1e-12)
 
 
 def vector(x: torch.Tensor, n: int, name: str, of: str, device: torch.device | str | None = None) -> torch.Tensor:

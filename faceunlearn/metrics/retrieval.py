@@ -41,8 +41,8 @@ import torch
 
 from .checks import unit_rows, vector
 
-#: bytes held per score entry in a chunk: the float32 score, its int64 bucket and histogram input
-_BYTES_PER_ENTRY = 4 + 8 + 8 + 1
+#: bytes held per score entry in a chunk: float32 score, int32 bucket, bool mask (+ slack for the sparse path)
+_BYTES_PER_ENTRY = 4 + 4 + 1 + 7
 
 
 def default_memory_budget(device: torch.device) -> int:
@@ -79,17 +79,21 @@ def _count_at_or_above(thresholds: torch.Tensor, scores: torch.Tensor, out: torc
     rows, num_thresholds = thresholds.shape
     bins = num_thresholds + 1
     reaching = scores >= thresholds[:, :1]  # only these can be ≥ some threshold
-    num_reaching = int(reaching.sum())
+    num_reaching = int(torch.count_nonzero(reaching))
     if num_reaching == 0:
         return
-    if num_reaching * (num_thresholds + 4) * 4 < scores.numel():  # sparse: bucket only those
+    if num_reaching * num_thresholds <= scores.numel():
+        # sparse (most scores below every threshold, as for a good model): bucket only the reaching
+        # scores; the per-entry threshold rows then take no more memory than the scores themselves
         row, col = reaching.nonzero(as_tuple=True)
         bucket = torch.searchsorted(thresholds[row], scores[row, col][:, None], right=True).squeeze(1)
         histogram = torch.bincount(row * bins + bucket, minlength=rows * bins).view(rows, bins)
-    else:  # dense: bucket = number of thresholds ≤ score, for every score
-        bucket = torch.searchsorted(thresholds, scores, right=True)
-        histogram = torch.zeros(rows, bins, dtype=torch.int64, device=scores.device)
-        histogram.scatter_add_(1, bucket, torch.ones((1, 1), dtype=torch.int64, device=scores.device).expand_as(bucket))
+    else:
+        # dense: bucket = number of thresholds ≤ score, for every score; one bincount over
+        # row-offset buckets (int32: rows × bins is far below 2³¹) makes the per-row histograms
+        bucket = torch.searchsorted(thresholds, scores, right=True, out_int32=True)
+        bucket += (torch.arange(rows, dtype=torch.int32, device=scores.device) * bins)[:, None]
+        histogram = torch.bincount(bucket.view(-1), minlength=rows * bins).view(rows, bins)
     # count ≥ threshold j  =  Σ_{b > j} histogram[b]
     out += histogram.flip(1).cumsum(1).flip(1)[:, 1:]
 
