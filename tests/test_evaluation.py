@@ -40,6 +40,7 @@ def test_validate_prints_and_writes_tidy_csv(tmp_path, random_packed, caplog):
         "--data.root", str(random_packed.root), "--data.synthetic", "null",
         "--data.num_forget_identities", "8", "--data.batch_size", "16", "--data.eval_retain_identities", "4",
         "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
+        "--trainer.default_root_dir", str(tmp_path),  # where LightningCLI saves config.yaml
         "--evaluation.benchmarks",
         '{forget: {queries: forget_test, gallery: [forget], distractors: [distractors], clusters: forget}}',
         "--evaluation.results_csv", str(csv_path),
