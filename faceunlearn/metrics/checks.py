@@ -33,3 +33,11 @@ def vector(x: torch.Tensor, n: int, name: str, of: str, device: torch.device | s
     if x.shape[0] != n:
         raise ValueError(f"length mismatch: {name} has {x.shape[0]} entries but {of} has {n} rows")
     return x.detach().to(device)
+
+
+def check_ks(ks) -> tuple[int, ...]:
+    """The k of R@k: a non-empty sequence of positive integers."""
+    ks = tuple(int(k) for k in ks)
+    if not ks or any(k < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {list(ks)}")
+    return ks

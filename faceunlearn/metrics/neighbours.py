@@ -14,7 +14,7 @@ import faiss
 import faiss.contrib.torch_utils  # noqa: F401  (lets faiss.knn / knn_gpu take torch tensors)
 import torch
 
-from .checks import unit_rows, vector
+from .checks import check_ks, unit_rows, vector
 
 _QUERY_CHUNK = 16384  # bounds FAISS's Q×k result buffers and the own-image bookkeeping
 
@@ -101,9 +101,7 @@ def cmc_recall(
     Equals ``retrieval_metrics``'s R@k on tie-free scores; at exact ties FAISS's order decides
     instead of the pessimistic rule. Use it when only R@k is wanted: it skips the rank counting.
     """
-    ks = tuple(int(k) for k in ks)
-    if not ks or min(ks) < 1:
-        raise ValueError(f"ks must be positive integers, got {list(ks)}")
+    ks = check_ks(ks)
     _, indices = nearest_neighbours(query, gallery, max(ks), query_ids, gallery_ids)
     device = indices.device
     ql = vector(query_labels, indices.shape[0], "query_labels", "query", device).long()

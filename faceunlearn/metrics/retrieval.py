@@ -39,7 +39,7 @@ from typing import Sequence
 
 import torch
 
-from .checks import unit_rows, vector
+from .checks import check_ks, unit_rows, vector
 
 #: bytes held per score entry in a chunk: float32 score, int32 bucket, bool mask (+ slack for the sparse path)
 _BYTES_PER_ENTRY = 4 + 4 + 1 + 7
@@ -201,13 +201,6 @@ def _summarise(num_relevant, ap, best_rank, ks) -> dict:
     return out
 
 
-def _check_ks(ks) -> tuple[int, ...]:
-    ks = tuple(int(k) for k in ks)
-    if not ks or any(k < 1 for k in ks):
-        raise ValueError(f"ks must be positive integers, got {list(ks)}")
-    return ks
-
-
 def _inputs(query, query_labels, gallery, gallery_labels, query_ids, gallery_ids, distractors, device):
     if (query_ids is None) != (gallery_ids is None):
         raise ValueError("query_ids and gallery_ids must be given together (or both None)")
@@ -253,7 +246,7 @@ def retrieval_metrics(
     ``chunk_size`` (queries per chunk) defaults to what ``memory_budget`` bytes allow.
     Returns ``{"mAP", "R@k" per k, "num_queries", "num_queries_without_relevant"}`` (fractions).
     """
-    ks = _check_ks(ks)
+    ks = check_ks(ks)
     q, g, d = _inputs(query, query_labels, gallery, gallery_labels, query_ids, gallery_ids, distractors, device)
     num_relevant, ap, best, ap_extended, best_extended = _rank_counts(q, g, d, chunk_size, memory_budget)
     if d is not None:
@@ -281,7 +274,7 @@ def retrieval_metrics_extended(
     One pass over the gallery serves both (the distractors' counts are added to the gallery's),
     so this costs one gallery pass less than two ``retrieval_metrics`` calls.
     """
-    ks = _check_ks(ks)
+    ks = check_ks(ks)
     q, g, d = _inputs(query, query_labels, gallery, gallery_labels, query_ids, gallery_ids, distractors, device)
     num_relevant, ap, best, ap_extended, best_extended = _rank_counts(q, g, d, chunk_size, memory_budget)
     return _summarise(num_relevant, ap, best, ks), _summarise(num_relevant, ap_extended, best_extended, ks)
