@@ -3,7 +3,8 @@
 ``faceunlearn fit|validate|test --config X.yaml`` is a LightningCLI: the method is picked by the
 config's ``model.class_path``, the data is a ``FaceDataModule``, the evaluation callback and the
 checkpointing callback are configured in their own top-level sections ``evaluation:`` and
-``checkpoint:``. ``faceunlearn demo`` runs the end-to-end demo on synthetic faces.
+``checkpoint:``. ``faceunlearn demo`` runs the end-to-end demo on synthetic faces, and
+``faceunlearn compare`` runs every method on one forget set (the paper's Tables 1 and 2).
 """
 
 from __future__ import annotations
@@ -46,10 +47,10 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> FaceUnlearnCLI:
 
 def main(argv: list[str] | None = None) -> None:
     words = sys.argv[1:] if argv is None else argv
-    if words and words[0] == "demo":
-        from faceunlearn.demo import main as demo_main
+    if words and words[0] in ("demo", "compare"):
+        from importlib import import_module
 
-        demo_main(words[1:])
+        import_module(f"faceunlearn.{words[0]}").main(words[1:])
         return
     cli_main(argv)  # None: LightningCLI reads sys.argv itself
 

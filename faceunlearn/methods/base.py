@@ -8,6 +8,14 @@ import lightning as L
 import torch
 from torch import nn
 
+from faceunlearn.methods.saliency import (
+    SALIENCY_LOSSES,
+    make_saliency_loss,
+    pack_mask,
+    saliency_masks,
+    saliency_scores,
+    unpack_mask,
+)
 from faceunlearn.models import CosFaceHead, build_backbone, load_weights
 
 
@@ -34,6 +42,16 @@ class FaceModule(L.LightningModule):
         freeze_bn_stats: keep BatchNorm running statistics fixed during training. Forget batches
             hold ~10 identities; letting them re-estimate the statistics shifts every embedding,
             so unlearning methods default to fixed statistics (gradients still flow through BN).
+        saliency_fraction: SalUn weight saliency (SPEC §3, ``faceunlearn.methods.saliency``) for any
+            method: γ, the share of trainable parameter elements that may change. At the start of
+            fit the saliency ``|Σ ∇_θ L_forget|`` over D_f^train is ranked globally and only the top
+            ``round(γ·N)`` elements are trained (SalUn-0.5: 0.5); the others stay bitwise at their
+            start values — neither weight decay nor momentum moves them. ``None`` (default): no mask.
+            The masks are saved in checkpoints, so a ``--ckpt_path`` resume keeps them.
+        saliency_loss: the forgetting loss ranked: ``cfga`` (CosFace gradient ascent), ``embnorm``
+            (mean embedding norm) or ``lipschitz`` (the Lipschitz loss under Gaussian input noise).
+        saliency_noise_std, saliency_noise_draws: σ of the input noise ``δ ~ N(0, σ²)`` (images are
+            in [-1, 1]) and its number of draws N per image, for ``saliency_loss: lipschitz``.
     """
 
     #: DataModule streams that ``loss_terms`` reads (the retain stream is added when λ > 0)
@@ -56,8 +74,26 @@ class FaceModule(L.LightningModule):
         init_weights: str | None = None,
         freeze: list[str] | None = None,
         freeze_bn_stats: bool = True,
+        saliency_fraction: float | None = None,
+        saliency_loss: Literal["cfga", "embnorm", "lipschitz"] = "cfga",
+        saliency_noise_std: float = 0.1,
+        saliency_noise_draws: int = 4,
     ):
         super().__init__()
+        if saliency_fraction is not None and not (
+            isinstance(saliency_fraction, (int, float)) and 0.0 < saliency_fraction <= 1.0
+        ):
+            raise ValueError(
+                f"saliency_fraction must be in (0, 1] (the share of parameter elements SalUn lets move, "
+                f"e.g. 0.5) or None for no mask, got {saliency_fraction!r}"
+            )
+        if saliency_loss not in SALIENCY_LOSSES:
+            raise ValueError(f"unknown saliency_loss {saliency_loss!r}; choose one of {', '.join(SALIENCY_LOSSES)}")
+        if saliency_noise_std <= 0 or saliency_noise_draws < 1:
+            raise ValueError(
+                f"saliency_noise_std must be > 0 and saliency_noise_draws >= 1, "
+                f"got {saliency_noise_std} and {saliency_noise_draws}"
+            )
         self.save_hyperparameters()
         self.backbone = build_backbone(backbone, num_features=embedding_size)
         self.head = CosFaceHead(embedding_size, num_classes, scale, margin)
@@ -67,6 +103,11 @@ class FaceModule(L.LightningModule):
         for name, parameter in self.named_parameters():
             if name.startswith(self.frozen_prefixes):
                 parameter.requires_grad_(False)
+        #: SalUn masks by parameter name (True = may change); set at fit start or from a checkpoint
+        self.saliency_masks: dict[str, torch.Tensor] | None = None
+        self._saliency_fixed: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]] = []
+        #: share of trainable elements the mask keeps (logged once as ``saliency/kept_fraction``)
+        self.saliency_kept_fraction: float | None = None
 
     @property
     def train_streams(self) -> tuple[str, ...]:
@@ -80,6 +121,8 @@ class FaceModule(L.LightningModule):
         # Lightning restores each submodule's captured mode after evaluation but never calls
         # .train() itself, so apply the BatchNorm policy once here; the captures then keep it.
         self.train()
+        if self.hparams.saliency_fraction is not None:
+            self._setup_saliency()
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -119,6 +162,89 @@ class FaceModule(L.LightningModule):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         return self.validation_step(batch, batch_idx)
+
+    # -- SalUn weight saliency ----------------------------------------------------------------
+    def compute_saliency_masks(self) -> dict[str, torch.Tensor]:
+        """Masks of the top ``saliency_fraction`` of trainable elements by saliency over D_f^train."""
+        hp = self.hparams
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is None or not hasattr(datamodule, "eval_dataloader"):
+            raise RuntimeError("saliency_fraction needs a FaceDataModule (its forget_train subset) in the Trainer")
+        device = self.device
+        batches = (
+            {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
+            for batch in datamodule.eval_dataloader(["forget_train"])
+        )
+        loss_fn = make_saliency_loss(hp.saliency_loss, hp.saliency_noise_std, hp.saliency_noise_draws, seed=0)
+        return saliency_masks(saliency_scores(self, batches, loss_fn), hp.saliency_fraction)
+
+    def _setup_saliency(self) -> None:
+        """Compute the masks (or keep those restored from the checkpoint) and record the fixed values."""
+        if self.saliency_masks is None:
+            masks = self.compute_saliency_masks()
+            # One mask for every process (gradients may differ in the last bit between devices).
+            packed = {name: (tuple(mask.shape), pack_mask(mask)) for name, mask in masks.items()}
+            packed = self.trainer.strategy.broadcast(packed, src=0)
+            self.saliency_masks = {name: unpack_mask(bits, shape) for name, (shape, bits) in packed.items()}
+        parameters = {name: p for name, p in self.named_parameters() if p.requires_grad}
+        if set(parameters) != set(self.saliency_masks) or any(
+            parameters[name].shape != mask.shape for name, mask in self.saliency_masks.items()
+        ):
+            raise RuntimeError(
+                "the saliency masks (from the checkpoint) do not match this model's trainable parameters; "
+                "was `freeze` or the backbone changed since they were computed?"
+            )
+        self.saliency_masks = {name: mask.to(self.device) for name, mask in self.saliency_masks.items()}
+        # (parameter, fixed-element mask, the fixed elements' values): restored after every step.
+        self._saliency_fixed = []
+        with torch.no_grad():
+            for name, parameter in parameters.items():
+                fixed = ~self.saliency_masks[name]
+                if fixed.any():
+                    self._saliency_fixed.append((parameter, fixed, parameter.detach()[fixed].clone()))
+        kept = sum(int(mask.sum()) for mask in self.saliency_masks.values())
+        total = sum(mask.numel() for mask in self.saliency_masks.values())
+        self.saliency_kept_fraction = kept / total
+        for logger in self.loggers:
+            logger.log_metrics({"saliency/kept_fraction": self.saliency_kept_fraction}, step=self.global_step)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Masked-out elements get no gradient (so gradient clipping and the optimiser see 0) ...
+        for parameter, fixed, _ in self._saliency_fixed:
+            if parameter.grad is not None:
+                parameter.grad.masked_fill_(fixed, 0.0)
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # ... and weight decay or momentum cannot move them either: their start values are written back.
+        with torch.no_grad():
+            for parameter, fixed, values in self._saliency_fixed:
+                parameter.masked_scatter_(fixed, values)
+
+    def on_train_end(self) -> None:
+        self._saliency_fixed = []  # drop the copies of the fixed values
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.saliency_masks is not None:
+            checkpoint["saliency"] = {
+                "fraction": self.hparams.saliency_fraction,
+                "loss": self.hparams.saliency_loss,
+                "masks": {
+                    name: {"shape": list(mask.shape), "bits": pack_mask(mask)} for name, mask in self.saliency_masks.items()
+                },
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("saliency")
+        if saved is None or self.hparams.saliency_fraction is None:
+            return
+        settings = (self.hparams.saliency_fraction, self.hparams.saliency_loss)
+        if (saved["fraction"], saved["loss"]) != settings:
+            raise ValueError(
+                f"the checkpoint's saliency masks were computed with saliency_fraction={saved['fraction']}, "
+                f"saliency_loss={saved['loss']!r}, but this run sets {settings[0]}, {settings[1]!r}"
+            )
+        self.saliency_masks = {name: unpack_mask(entry["bits"], entry["shape"]) for name, entry in saved["masks"].items()}
 
     # -- optimisation --------------------------------------------------------------------------
     def configure_optimizers(self):
