@@ -111,7 +111,8 @@ class FaceModule(L.LightningModule):
 
     @property
     def train_streams(self) -> tuple[str, ...]:
-        return self.loss_streams + (("retain",) if self.hparams.retain_weight > 0 else ())
+        streams = self.loss_streams + (("retain",) if self.hparams.retain_weight > 0 else ())
+        return tuple(dict.fromkeys(streams))  # a method may read "retain" itself (ContrastiveUnlearning)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw embeddings ``z = f_θ(x)`` (not normalised)."""

@@ -21,6 +21,8 @@ from typing import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from faceunlearn.losses import gaussian_noise, lipschitz_loss
+
 #: a forgetting loss: ``loss_fn(module, batch) -> scalar``; ``batch`` has "image" [B,3,H,W] and "label" [B]
 SaliencyLoss = Callable[[nn.Module, Mapping[str, torch.Tensor]], torch.Tensor]
 
@@ -38,26 +40,6 @@ def embnorm_loss(module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.
     return module(batch["image"]).float().norm(dim=1).mean()
 
 
-def _gaussian_noise(shape, sigma: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``δ ~ N(0, σ²)`` of ``shape`` = (N, B, ...) and its per-copy norms ‖δ‖ [N, B] (on the CPU)."""
-    noise = torch.randn(shape, generator=generator) * sigma
-    return noise, noise.flatten(2).norm(dim=2)
-
-
-def _lipschitz_loss(clean: torch.Tensor, noisy: torch.Tensor, noise_norms: torch.Tensor) -> torch.Tensor:
-    """``mean_{n,b} ‖clean_b − noisy_{n,b}‖ / ‖δ_{n,b}‖`` for clean [B,d], noisy [N,B,d], norms [N,B]."""
-    return ((clean.unsqueeze(0) - noisy).norm(dim=-1) / noise_norms).mean()
-
-
-def _lipschitz_functions():
-    """The shared ``faceunlearn.losses.lipschitz`` functions when that module exists, else the local ones."""
-    try:
-        from faceunlearn.losses.lipschitz import gaussian_noise, lipschitz_loss
-    except ImportError:
-        return _gaussian_noise, _lipschitz_loss
-    return (lambda shape, sigma, generator: gaussian_noise(shape, sigma, generator=generator)), lipschitz_loss
-
-
 def make_lipschitz_loss(noise_std: float = 0.1, noise_draws: int = 4, seed: int = 0) -> SaliencyLoss:
     """The Lipschitz loss with ``noise_draws`` noisy copies of each image, ``δ ~ N(0, noise_std²)``.
 
@@ -69,14 +51,11 @@ def make_lipschitz_loss(noise_std: float = 0.1, noise_draws: int = 4, seed: int 
     if noise_draws < 1:
         raise ValueError(f"saliency noise draws must be >= 1, got {noise_draws}")
     generator = torch.Generator().manual_seed(seed)
-    gaussian_noise, lipschitz_loss = _lipschitz_functions()
 
     def loss(module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         images = batch["image"]
         shape = (noise_draws, *images.shape)
-        noise, norms = gaussian_noise(shape, noise_std, generator)
-        if tuple(noise.shape) != shape or tuple(norms.shape) != shape[:2]:
-            raise ValueError(f"gaussian_noise gave noise {tuple(noise.shape)} and norms {tuple(norms.shape)} for {shape}")
+        noise, norms = gaussian_noise(shape, noise_std, generator=generator)
         noise = noise.to(device=images.device, dtype=images.dtype)
         clean = module(images)
         with torch.no_grad():
