@@ -1,6 +1,7 @@
 """The evaluation callback: benchmarks as configuration, validate's CSV, and exact DDP results."""
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,8 +67,13 @@ def test_two_process_ddp_gives_the_single_process_numbers(tmp_path):
     for processes in (1, 2):
         out = tmp_path / f"out{processes}"
         out.mkdir()
-        subprocess.run([sys.executable, str(REPO / "tests/scripts/ddp_validate.py"), str(root), str(out), str(processes)],
-                       check=True, cwd=tmp_path, timeout=300, capture_output=True)
+        # Loopback only: CI machines may have no routable interface or a hostname that resolves nowhere.
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo"}
+        run = subprocess.run([sys.executable, str(REPO / "tests/scripts/ddp_validate.py"), str(root), str(out), str(processes)],
+                             cwd=tmp_path, timeout=300, capture_output=True, text=True, env=env)
+        if run.returncode != 0:
+            stderr = "\n".join(line for line in run.stderr.splitlines() if not line.startswith("frame #"))
+            pytest.fail(f"{processes}-process validate exited with {run.returncode}:\n{stderr[-6000:]}")
         results[processes] = [json.loads(path.read_text()) for path in sorted(out.glob("rank*.json"))]
     (single,), (rank0, rank1) = results[1], results[2]
     assert rank0.pop("gather_check") and rank1.pop("gather_check")  # uneven row counts gather correctly

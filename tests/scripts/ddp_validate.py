@@ -41,6 +41,11 @@ def main(root: str, out_dir: str, processes: int) -> None:
         (gathered,) = gather_rows(trainer.strategy, torch.arange(rank + 1) + 10 * rank)  # uneven: 1 and 2 rows
         logged["gather_check"] = gathered.tolist() == [0, 10, 11]
     Path(out_dir, f"rank{trainer.global_rank}.json").write_text(json.dumps(logged, sort_keys=True))
+    if torch.distributed.is_initialized():
+        # Leave together: a rank that exits while its peer's gloo threads still read the socket
+        # can make the peer abort (SIGABRT) during interpreter shutdown.
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
