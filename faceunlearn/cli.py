@@ -4,7 +4,10 @@
 config's ``model.class_path``, the data is a ``FaceDataModule``, the evaluation callback and the
 checkpointing callback are configured in their own top-level sections ``evaluation:`` and
 ``checkpoint:``. ``faceunlearn demo`` runs the end-to-end demo on synthetic faces, and
-``faceunlearn compare`` runs every method on one forget set (the paper's Tables 1 and 2).
+``faceunlearn compare`` runs every method on one forget set (the paper's Tables 1 and 2),
+``faceunlearn prepare`` packs a real dataset, ``faceunlearn check-disjoint`` checks the forget
+identities against the distractor and retention identities, ``faceunlearn export`` writes an
+insightface-loadable ONNX model.
 """
 
 from __future__ import annotations
@@ -16,12 +19,28 @@ from lightning.pytorch.cli import LightningCLI
 
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.data import FaceDataModule
+from faceunlearn.data.packed import PackedDatasetError
 from faceunlearn.methods import FaceModule
+from faceunlearn.models.weights import CheckpointMismatchError
+from faceunlearn.paths import UnsetPathVariableError
+
+#: errors caused by the user's paths and files; printed without a traceback
+USER_ERRORS = (PackedDatasetError, UnsetPathVariableError, CheckpointMismatchError, FileNotFoundError)
 
 TRAINER_DEFAULTS = {
     # Run the whole validation set once before training: the step-0 evaluation of the start model.
     "num_sanity_val_steps": -1,
     "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "lightning_logs", "default_hp_metric": False}},
+}
+
+
+#: ``faceunlearn <word> ...`` commands beside LightningCLI's fit/validate/test: word -> module with ``main(argv)``
+SUBCOMMANDS = {
+    "demo": "faceunlearn.demo",
+    "compare": "faceunlearn.compare",
+    "prepare": "faceunlearn.prepare.cli",
+    "export": "faceunlearn.export",
+    "check-disjoint": "faceunlearn.check_disjoint",
 }
 
 
@@ -47,12 +66,29 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> FaceUnlearnCLI:
 
 def main(argv: list[str] | None = None) -> None:
     words = sys.argv[1:] if argv is None else argv
-    if words and words[0] in ("demo", "compare"):
+    if words and words[0] in SUBCOMMANDS:
         from importlib import import_module
 
-        import_module(f"faceunlearn.{words[0]}").main(words[1:])
+        import_module(SUBCOMMANDS[words[0]]).main(words[1:])
         return
-    cli_main(argv)  # None: LightningCLI reads sys.argv itself
+    try:
+        cli_main(argv)  # None: LightningCLI reads sys.argv itself
+    except Exception as error:
+        cause = user_error(error)
+        if cause is None:
+            raise
+        sys.exit(f"faceunlearn: error: {cause}")  # a wrong path or file, not a bug: the message says what to do
+
+
+def user_error(error: BaseException) -> BaseException | None:
+    """The first of ``USER_ERRORS`` in ``error``'s chain (jsonargparse wraps errors raised while instantiating)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, USER_ERRORS):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 if __name__ == "__main__":

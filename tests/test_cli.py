@@ -11,18 +11,43 @@ from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.cli import cli_main
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "configs").glob("demo_*.yaml"))
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+REAL_DATA_CONFIGS = [config for config in CONFIGS if not config.name.startswith("demo_")]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
-def test_print_config(config, tmp_path):
-    """--print_config needs no dataset and no checkpoint."""
-    result = subprocess.run(
-        [sys.executable, "-m", "faceunlearn.cli", "fit", "--config", str(config), "--print_config"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "class_path: faceunlearn.methods." in result.stdout and "benchmarks:" in result.stdout
+def test_print_config(config, tmp_path, monkeypatch, capsys):
+    """--print_config needs no dataset, no checkpoint and no FACEUNLEARN_* variables."""
+    monkeypatch.chdir(tmp_path)
+    for variable in ("FACEUNLEARN_DATA", "FACEUNLEARN_WEIGHTS"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "class_path: faceunlearn.methods." in printed and "benchmarks:" in printed
+
+
+def test_real_data_configs_say_what_is_missing(tmp_path, monkeypatch, capsys):
+    """No datasets yet: the error names the variable, then the `faceunlearn prepare` command to run."""
+    from faceunlearn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FACEUNLEARN_DATA", raising=False)
+    with pytest.raises(SystemExit, match=r"FACEUNLEARN_DATA .*not set.*--data.root PATH"):
+        main(["fit", "--config", str(REPO / "configs/disp_celeba.yaml")])
+    monkeypatch.setenv("FACEUNLEARN_DATA", str(tmp_path / "data"))
+    with pytest.raises(SystemExit, match=r"faceunlearn prepare celeba --root RAW --out .*data/celeba`\.$"):
+        main(["fit", "--config", str(REPO / "configs/disp_celeba.yaml")])
+    (tmp_path / "data/celeba").mkdir(parents=True)
+    (tmp_path / "data/celeba/meta.json").write_text('{"num_classes": 5}')
+    with pytest.raises(SystemExit, match=r"faceunlearn prepare cfp --root RAW --out .*data/cfp"):
+        main(["fit", "--config", str(REPO / "configs/disp_celeba.yaml")])
+    for name in ("cfp", "ijbb", "vggface2"):
+        (tmp_path / "data" / name).mkdir()
+        (tmp_path / "data" / name / "meta.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"weights file 'checkpoints/finetune_celeba/last.ckpt' does not exist"):
+        main(["fit", "--config", str(REPO / "configs/disp_celeba.yaml")])
 
 
 def test_lightning_console_script_runs_our_cli():

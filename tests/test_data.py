@@ -127,3 +127,57 @@ def test_datamodule_errors(tmp_path, random_packed):
         FaceDataModule(root=str(random_packed.root), num_forget_identities=10, batch_size=32, images_per_identity=2).setup()
     with pytest.raises(ValueError, match="not training identities"):
         FaceDataModule(root=str(random_packed.root), forget_identities=[0, 21]).setup()
+
+
+# -- several sources -------------------------------------------------------------------------------
+def test_extra_sources_are_evaluated_beside_the_main_dataset(tmp_path, random_packed):
+    from conftest import write_random_packed
+
+    cfp = write_random_packed(tmp_path / "cfp", train_identities=0, holdout=6, distractors=0, seed=1)
+    ijbb = write_random_packed(tmp_path / "ijbb", train_identities=0, holdout=0, distractors=30, seed=2)
+    dm = FaceDataModule(root=str(random_packed.root), extra_sources={"cfp": str(cfp.root), "ijbb": str(ijbb.root)},
+                        num_forget_identities=4, batch_size=8, eval_retain_identities=5, max_distractors=40, eval_batch_size=7)
+    dm.setup()
+    subsets = dm.subsets
+    assert len(subsets["cfp:holdout_profile"]) == 12 and len(subsets["cfp:holdout_frontal"]) == 18
+    assert len(subsets["ijbb:distractors"]) == 40  # 60 drawn down to max_distractors, seeded
+    assert len(np.unique(np.concatenate(list(subsets.values())))) == len(set().union(*map(set, subsets.values())))
+    # the same image id in two packs stays two images
+    assert set(subsets["cfp:holdout"]).isdisjoint(subsets["holdout"]) and set(subsets["ijbb:distractors"]).isdisjoint(subsets["distractors"])
+
+    names = ["forget_test", "cfp:holdout_profile", "cfp:holdout_frontal", "ijbb:distractors"]
+    batches = list(dm.eval_dataloader(names))
+    image_ids = torch.cat([batch["image_id"] for batch in batches]).numpy()
+    labels = torch.cat([batch["label"] for batch in batches]).numpy()
+    expected = np.concatenate([subsets[name] for name in names])
+    assert sorted(image_ids) == sorted(expected) and len(set(image_ids)) == len(image_ids)  # each image once
+    profile = np.isin(image_ids, subsets["cfp:holdout_profile"])
+    first = np.flatnonzero(profile)[0]
+    pixels = torch.cat([batch["image"] for batch in batches])[first]
+    row = np.flatnonzero(cfp.image_ids == image_ids[first] - (1 << 40))[0]
+    assert torch.equal(pixels, torch.from_numpy(cfp.images[row].copy()).permute(2, 0, 1).float() / 127.5 - 1)
+    assert set(labels[profile] - (1 << 40)) <= set(cfp.identities.tolist())
+    assert set(labels[profile]).isdisjoint(labels[np.isin(image_ids, subsets["forget_test"])])
+    with pytest.raises(KeyError, match="cfp:nope"):
+        dm.eval_dataloader(["cfp:nope"])
+
+
+def test_holdout_query_gallery_halves(random_packed):
+    dm = FaceDataModule(root=str(random_packed.root), num_forget_identities=4, batch_size=8)
+    dm.setup()
+    query, gallery = dm.subsets["holdout_query"], dm.subsets["holdout_gallery"]
+    assert set(query).isdisjoint(gallery) and set(query) | set(gallery) == set(dm.subsets["holdout"])
+    for identity in np.unique(random_packed.identities[random_packed.select(split="holdout")]):
+        ids = set(random_packed.image_ids[random_packed.identities == identity])
+        assert len(ids & set(query)) >= 1 and len(ids & set(gallery)) >= 1  # 5 images: 2 or 3 per side
+
+
+def test_paths_expand_environment_variables(tmp_path, random_packed, monkeypatch):
+    monkeypatch.setenv("FACEUNLEARN_TEST_DATA", str(random_packed.root.parent))
+    dm = FaceDataModule(root="$FACEUNLEARN_TEST_DATA/" + random_packed.root.name)
+    assert dm.root == random_packed.root and dm.num_classes == 20
+    monkeypatch.delenv("FACEUNLEARN_TEST_DATA")
+    with pytest.raises(ValueError, match=r"FACEUNLEARN_TEST_DATA .*not set.*--data.root"):
+        FaceDataModule(root="$FACEUNLEARN_TEST_DATA/packed")
+    with pytest.raises(PackedDatasetError, match=r"faceunlearn prepare cfp --root RAW --out .*no_cfp"):
+        FaceDataModule(root=str(random_packed.root), extra_sources={"cfp": str(tmp_path / "no_cfp")})

@@ -11,15 +11,45 @@ import numpy as np
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
-from faceunlearn.data.dataset import FaceImages, collate_batch
+from faceunlearn.data.dataset import ConcatFaceImages, FaceImages, collate_batch
 from faceunlearn.data.packed import PackedDatasetError, PackedFaces
 from faceunlearn.data.samplers import IdentityBalancedBatchSampler, ShuffledBatchSampler
-from faceunlearn.data.splits import choose_forget_identities, split_forget_images
+from faceunlearn.data.splits import choose_forget_identities, split_forget_images, split_per_identity
 from faceunlearn.data.synthetic import build_synthetic_dataset
+from faceunlearn.paths import expand_path
 
 
 #: row sets that feed training only; every other named set is an evaluation subset
 TRAINING_ONLY = ("train", "retain")
+#: an extra source's subsets are named "<source>:<subset>"
+SOURCE_SEPARATOR = ":"
+#: image ids and labels of extra source k are shifted by k << 40 so sources never collide
+SOURCE_OFFSET_BITS = 40
+
+
+def evaluation_rows(packed: PackedFaces, seed: int, query_fraction: float = 0.5, max_distractors: int | None = None) -> dict[str, np.ndarray]:
+    """Evaluation subsets every packed dataset provides, from its splits and tags.
+
+    ``holdout_query`` / ``holdout_gallery`` halve every held-out identity's images (seeded; the
+    VGGFace2 test protocol, SPEC §5); ``distractors`` is capped at ``max_distractors`` by a
+    seeded draw (the paper uses 75,000 IJB-B faces).
+    """
+    holdout = packed.select(split="holdout")
+    in_query = split_per_identity(packed.identities[holdout], query_fraction, seed, min_per_side=1)
+    distractors = packed.select(split="distractor")
+    if max_distractors is not None and len(distractors) > max_distractors:
+        rng = np.random.default_rng(seed + 3)
+        distractors = np.sort(rng.choice(distractors, size=max_distractors, replace=False))
+    return {
+        "holdout": holdout,
+        "holdout_frontal": packed.select(split="holdout", tag="frontal"),
+        "holdout_profile": packed.select(split="holdout", tag="profile"),
+        "holdout_query": holdout[in_query],
+        "holdout_gallery": holdout[~in_query],
+        "distractors": distractors,
+        "distractor_stills": np.intersect1d(distractors, packed.select(split="distractor", tag="still")),
+        "distractor_frames": np.intersect1d(distractors, packed.select(split="distractor", tag="frame")),
+    }
 
 
 class FaceDataModule(L.LightningDataModule):
@@ -34,10 +64,17 @@ class FaceDataModule(L.LightningDataModule):
     Evaluation subsets, by name (benchmarks in the evaluation callback refer to these names):
     ``forget`` (D_f), ``forget_train``, ``forget_test``, ``retain_eval`` (all images of
     ``eval_retain_identities`` seeded retain identities), ``holdout``, ``holdout_frontal``,
-    ``holdout_profile`` (identities never trained on) and ``distractors``.
+    ``holdout_profile``, ``holdout_query``, ``holdout_gallery`` (identities never trained on),
+    ``distractors``, ``distractor_stills`` and ``distractor_frames``. Every extra source (a
+    second packed dataset, e.g. CFP-FP or IJB-B beside CelebA) adds its own evaluation subsets as
+    ``<source>:<subset>``, e.g. ``cfp:holdout_profile`` or ``ijbb:distractors``.
+
+    Paths may use environment variables (``$FACEUNLEARN_DATA/celeba``); an unset one is an error.
 
     Args:
-        root: packed dataset folder.
+        root: packed dataset folder (forget and retain identities come from its ``train`` split).
+        extra_sources: source name → packed dataset folder, for evaluation only.
+        dataset: what ``root`` holds (``celeba``, ``vggface2``, …), for the error that says how to prepare it.
         synthetic: if set and ``root`` does not exist, build the synthetic dataset there with these
             arguments of ``faceunlearn.data.synthetic.build_synthetic_dataset``.
         num_forget_identities: size of Y_f, drawn from the training identities with ``seed``.
@@ -52,12 +89,15 @@ class FaceDataModule(L.LightningDataModule):
         forget_train_fraction: share of each forget identity's images in D_f^train (~50/50, SPEC §2).
         eval_retain_identities: number of retain identities in the ``retain_eval`` subset.
         eval_batch_size: batch size for embedding evaluation sets.
+        max_distractors: cap on every source's ``distractors`` (seeded draw); None keeps all.
         num_workers: DataLoader workers (0 reads in the main process; the data is a memory map).
     """
 
     def __init__(
         self,
         root: str = "data/synthetic",
+        extra_sources: dict[str, str] | None = None,
+        dataset: str | None = None,
         synthetic: dict | None = None,
         num_forget_identities: int = 10,
         forget_identities: list[int] | None = None,
@@ -70,14 +110,27 @@ class FaceDataModule(L.LightningDataModule):
         forget_train_fraction: float = 0.5,
         eval_retain_identities: int = 100,
         eval_batch_size: int = 256,
+        max_distractors: int | None = None,
         num_workers: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
         #: subsets that validate/test embed (None: all); the evaluation callback sets what its benchmarks read
         self.eval_subset_names: list[str] | None = None
-        self.root = Path(root)
+        self.root = expand_path(root, "data.root")
+        self.extra_roots = {name: expand_path(path, f"data.extra_sources.{name}") for name, path in (extra_sources or {}).items()}
+        bad = [name for name in self.extra_roots if SOURCE_SEPARATOR in name or not name]
+        if bad:
+            raise ValueError(f"extra source names {bad} must be non-empty and contain no {SOURCE_SEPARATOR!r}")
+        # Fail before any model is built or trained: only the main dataset can be generated (synthetic).
+        if synthetic is None and not (self.root / "meta.json").is_file():
+            raise PackedDatasetError(self._missing_message())
+        for name, extra_root in self.extra_roots.items():
+            if not (extra_root / "meta.json").is_file():
+                raise PackedDatasetError(self._missing_message(extra_root, name))
         self.packed: PackedFaces | None = None
+        #: extra source name → its packed dataset and evaluation rows
+        self.extra: dict[str, tuple[PackedFaces, dict[str, np.ndarray]]] = {}
 
     # -- dataset ---------------------------------------------------------------------------
     @property
@@ -91,11 +144,13 @@ class FaceDataModule(L.LightningDataModule):
             return int(self.hparams.synthetic.get("num_train_identities", default))
         raise PackedDatasetError(self._missing_message())
 
-    def _missing_message(self) -> str:
+    def _missing_message(self, root: Path | None = None, dataset: str | None = None) -> str:
+        root = root or self.root
+        dataset = dataset or self.hparams.dataset or "DATASET"
+        hint = "" if root != self.root or self.hparams.dataset else ", or set data.synthetic to generate the built-in synthetic faces there"
         return (
-            f"dataset folder {str(self.root)!r} not found (or incomplete: no meta.json). Convert a dataset with "
-            f"`faceunlearn prepare DATASET --root RAW --out {self.root}`, or set data.synthetic to "
-            f"generate the built-in synthetic faces there."
+            f"dataset folder {str(root)!r} not found (or incomplete: no meta.json). Convert the raw dataset with "
+            f"`faceunlearn prepare {dataset} --root RAW --out {root}`{hint}."
         )
 
     def prepare_data(self) -> None:
@@ -137,24 +192,28 @@ class FaceDataModule(L.LightningDataModule):
             "forget_test": forget_rows[~in_forget_train],
             "retain": retain_rows,
             "retain_eval": retain_rows[np.isin(packed.identities[retain_rows], eval_ids)],
-            "holdout": packed.select(split="holdout"),
-            "holdout_frontal": packed.select(split="holdout", tag="frontal"),
-            "holdout_profile": packed.select(split="holdout", tag="profile"),
-            "distractors": packed.select(split="distractor"),
+            **evaluation_rows(packed, hp.seed, max_distractors=hp.max_distractors),
+        }
+        self.extra = {
+            name: (source, evaluation_rows(source, hp.seed, max_distractors=hp.max_distractors))
+            for name, source in ((name, PackedFaces.open(root)) for name, root in self.extra_roots.items())
         }
         # Fail at set-up, not mid-training, on an impossible P×K for this forget set.
         self._forget_sampler()
 
+    def _sources(self):
+        """(source index, subset-name prefix, packed dataset, rows by subset) of the main and extra sources."""
+        yield 0, "", self.packed, {name: rows for name, rows in self.rows.items() if name not in TRAINING_ONLY}
+        for index, (name, (packed, rows)) in enumerate(self.extra.items(), start=1):
+            yield index, name + SOURCE_SEPARATOR, packed, rows
+
     @property
     def subsets(self) -> dict[str, np.ndarray]:
-        """Image ids of every named evaluation subset."""
-        return {name: self.packed.image_ids[rows] for name, rows in self.rows.items() if name not in TRAINING_ONLY}
-
-    def subset_rows(self, names) -> np.ndarray:
-        unknown = [name for name in names if name not in self.rows]
-        if unknown:
-            raise KeyError(f"unknown evaluation subset(s) {unknown}; known: {', '.join(self.rows)}")
-        return np.unique(np.concatenate([self.rows[name] for name in names]))
+        """Image ids of every named evaluation subset (extra sources' ids shifted apart)."""
+        return {
+            prefix + name: packed.image_ids[rows] + (index << SOURCE_OFFSET_BITS)
+            for index, prefix, packed, subsets in self._sources() for name, rows in subsets.items()
+        }
 
     # -- training streams ----------------------------------------------------------------------
     def _forget_sampler(self) -> IdentityBalancedBatchSampler:
@@ -168,9 +227,10 @@ class FaceDataModule(L.LightningDataModule):
             mirror=True,
         )
 
-    def _loader(self, rows: np.ndarray, batch_sampler) -> DataLoader:
+    def _loader(self, rows_or_dataset, batch_sampler) -> DataLoader:
+        dataset = FaceImages(self.packed, rows_or_dataset) if isinstance(rows_or_dataset, np.ndarray) else rows_or_dataset
         return DataLoader(
-            FaceImages(self.packed, rows),
+            dataset,
             batch_sampler=batch_sampler,
             collate_fn=collate_batch,
             num_workers=self.hparams.num_workers,
@@ -197,9 +257,21 @@ class FaceDataModule(L.LightningDataModule):
     # -- evaluation --------------------------------------------------------------------------
     def eval_dataloader(self, names=None) -> DataLoader:
         """Every image of the named subsets (default: all), each once, in stored order, unflipped."""
-        rows = self.subset_rows(names or list(self.subsets))
-        sampler = BatchSampler(SequentialSampler(rows), self.hparams.eval_batch_size, drop_last=False)
-        return self._loader(rows, sampler)
+        names = list(names or self.subsets)
+        known = set(self.subsets)
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise KeyError(f"unknown evaluation subset(s) {unknown}; known: {', '.join(sorted(known))}")
+        parts = []
+        for index, prefix, packed, subsets in self._sources():
+            wanted = [subsets[name[len(prefix):]] for name in names if name.startswith(prefix) and name[len(prefix):] in subsets
+                      and (prefix or SOURCE_SEPARATOR not in name)]
+            if wanted:
+                offset = index << SOURCE_OFFSET_BITS
+                parts.append(FaceImages(packed, np.unique(np.concatenate(wanted)), image_id_offset=offset, label_offset=offset))
+        dataset = ConcatFaceImages(parts)
+        sampler = BatchSampler(SequentialSampler(range(len(dataset))), self.hparams.eval_batch_size, drop_last=False)
+        return self._loader(dataset, sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.eval_subset_names)

@@ -21,11 +21,16 @@ class FaceImages(Dataset):
     ``__getitems__`` reads a whole batch with one sorted fancy-index into the memory map, so the
     DataLoader does no per-image Python work. Horizontal flip is the only augmentation (SPEC §2)
     and is chosen by the sampler: index ``i + len(self)`` is row ``i`` mirrored.
+
+    When several packed datasets are evaluated together (``ConcatFaceImages``), ``image_id_offset``
+    and ``label_offset`` keep their image ids and identities apart.
     """
 
-    def __init__(self, packed: PackedFaces, rows: np.ndarray):
+    def __init__(self, packed: PackedFaces, rows: np.ndarray, image_id_offset: int = 0, label_offset: int = 0):
         self.packed = packed
         self.rows = np.asarray(rows, dtype=np.int64)
+        self.image_id_offset = image_id_offset
+        self.label_offset = label_offset
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -42,9 +47,31 @@ class FaceImages(Dataset):
             images[mirrored] = TF.horizontal_flip(images[mirrored])
         return {
             "image": images,
-            "label": torch.from_numpy(self.packed.identities[rows]),
-            "image_id": torch.from_numpy(self.packed.image_ids[rows]),
+            "label": torch.from_numpy(self.packed.identities[rows] + self.label_offset),
+            "image_id": torch.from_numpy(self.packed.image_ids[rows] + self.image_id_offset),
         }
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {key: value[0] for key, value in self.__getitems__([index]).items()}
+
+
+class ConcatFaceImages(Dataset):
+    """Several ``FaceImages`` end to end (evaluation only: no mirroring), read part by part per batch."""
+
+    def __init__(self, parts: list[FaceImages]):
+        self.parts = [part for part in parts if len(part)]
+        self.starts = np.cumsum([0] + [len(part) for part in self.parts])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        indices = np.asarray(indices, dtype=np.int64)
+        which = np.searchsorted(self.starts, indices, side="right") - 1
+        batches = [self.parts[p].__getitems__((indices[which == p] - self.starts[p]).tolist()) for p in np.unique(which)]
+        merged = {key: torch.cat([batch[key] for batch in batches]) for key in batches[0]}
+        order = torch.from_numpy(np.argsort(which, kind="stable"))  # back to the requested order
+        return {key: value[torch.argsort(order)] for key, value in merged.items()}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {key: value[0] for key, value in self.__getitems__([index]).items()}

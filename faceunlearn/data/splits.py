@@ -43,11 +43,24 @@ def split_forget_images(identities: np.ndarray, train_fraction: float, seed: int
     Per identity, a seeded permutation puts ``round(n·train_fraction)`` images (clamped so both
     halves keep ≥ 2) into D_f^train.
     """
+    return split_per_identity(identities, train_fraction, seed, min_per_side=2)
+
+
+def split_per_identity(identities: np.ndarray, fraction: float, seed: int, min_per_side: int = 1) -> np.ndarray:
+    """Boolean mask: per identity, a seeded ``round(n·fraction)`` of its images are True.
+
+    The count is clamped to ``[min_per_side, n − min_per_side]`` where the identity has enough
+    images; an identity with fewer than ``2·min_per_side`` images keeps the rounded count.
+    """
+    if len(identities) == 0:
+        return np.zeros(0, dtype=bool)
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(len(identities)), identities))  # shuffled within each identity
     _, starts, counts = np.unique(identities[order], return_index=True, return_counts=True)
     position = np.arange(len(order)) - np.repeat(starts, counts)
-    train_counts = np.clip(np.round(counts * train_fraction).astype(int), 2, counts - 2)
-    in_train = np.empty(len(identities), dtype=bool)
-    in_train[order] = position < np.repeat(train_counts, counts)
-    return in_train
+    chosen = np.round(counts * fraction).astype(int)
+    clamped = np.clip(chosen, min_per_side, counts - min_per_side)
+    chosen = np.where(counts >= 2 * min_per_side, clamped, chosen)
+    selected = np.empty(len(identities), dtype=bool)
+    selected[order] = position < np.repeat(chosen, counts)
+    return selected

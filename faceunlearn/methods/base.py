@@ -17,6 +17,7 @@ from faceunlearn.methods.saliency import (
     unpack_mask,
 )
 from faceunlearn.models import CosFaceHead, build_backbone, load_weights
+from faceunlearn.paths import expand_path
 
 
 class FaceModule(L.LightningModule):
@@ -98,7 +99,7 @@ class FaceModule(L.LightningModule):
         self.backbone = build_backbone(backbone, num_features=embedding_size)
         self.head = CosFaceHead(embedding_size, num_classes, scale, margin)
         if init_weights:
-            load_weights(self.backbone, self.head, init_weights, backbone_name=backbone)
+            load_weights(self.backbone, self.head, expand_path(init_weights, "model.init_args.init_weights"), backbone_name=backbone)
         self.frozen_prefixes = tuple(freeze or ())
         for name, parameter in self.named_parameters():
             if name.startswith(self.frozen_prefixes):

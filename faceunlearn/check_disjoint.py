@@ -1,0 +1,420 @@
+"""``faceunlearn check-disjoint``: the forget identities must not reappear under other labels (SPEC §5).
+
+    faceunlearn check-disjoint --config configs/disp_celeba.yaml --model checkpoints/finetune_celeba/last.ckpt
+    faceunlearn check-disjoint --forget-data data/celeba --seed 0 --num-forget 10 \\
+        --against ijbb=data/ijbb cfp=data/cfp --model w600k_r50.onnx
+
+Forget set Y_f: drawn from ``--forget-data``'s training identities exactly as ``FaceDataModule``
+does (``choose_forget_identities(train identities, num_forget, seed, explicit, min_images=4)``),
+with the settings of a training config's ``data`` section (``--config``; flags override it).
+Others: every identity of the ``--splits`` (default ``holdout distractor``: the CFP/IJB-B roles)
+of every ``--against`` pack, given as ``PATH`` or ``LABEL=PATH``. Default: the forget pack and,
+with ``--config``, every ``data.extra_sources`` pack. In the forget pack, D_f's own images are
+never counted as "other" (a same-pack identity with a forget id but other images is).
+
+Under the reference ``--model`` (faceunlearn ``.ckpt``, insightface ``backbone.pth``, or an
+insightface ONNX recognition model), each identity's centroid is ``c = normalize(Σ_i ẑ_i)``,
+``ẑ_i = z_i/‖z_i‖``, over its images. Every forget × other pair gets ``cos = c_fᵀ c_o``; the top
+``--top-k`` matches per forget identity and every pair above ``--threshold`` go to a CSV report, the
+top ``--show`` pairs to stdout. As a same-person reference under the same model, each forget
+identity's ``self`` cosine is that between its D_f^train and D_f^test centroids (the DataModule's
+split): a real duplicate elsewhere would score about that high.
+
+Exit status: 0 all pairs ≤ threshold; 1 some pair above it (an identity is probably shared);
+2 bad input (missing path, unreadable model, empty set).
+
+Default threshold 0.5: with a good face model (insightface ArcFace/CosFace R50/R100), centroids
+of the same person in two datasets typically reach cosine 0.6–0.9, since averaging removes pose
+and lighting noise, while centroids of different people stay near 0 and rarely exceed 0.3–0.4
+(look-alikes, relatives). 0.5 sits between the two. With a weaker model, read the printed top
+matches against the ``self`` reference rather than trusting any fixed threshold: under the demo's
+reduced IResNet on synthetic faces, distinct identities reach 0.74 (23 pairs above 0.5) while
+``self`` is 0.90–0.95.
+
+Identity names come from the pack's ``meta.json`` ``identity_names``: a list indexed by identity
+id, or a mapping ``{"<id>": name}``. Otherwise a name is ``id<N>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from faceunlearn.data.dataset import normalize
+from faceunlearn.data.packed import SPLITS, PackedDatasetError, PackedFaces, split_code
+from faceunlearn.data.splits import choose_forget_identities, split_forget_images
+from faceunlearn.metrics.checks import unit_rows
+from faceunlearn.models.weights import CheckpointMismatchError
+from faceunlearn.paths import expand_path
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_REPORT = "lightning_logs/check_disjoint/report.csv"
+OTHER_CHUNK = 65536  # other identities per cosine chunk: F × chunk scores at once
+
+#: uint8 RGB faces [B,112,112,3] → float32 embeddings [B,D] on the CPU
+Embedder = Callable[[np.ndarray], torch.Tensor]
+
+
+class InputError(RuntimeError):
+    """A path, model or identity set the check cannot use (exit status 2)."""
+
+
+@dataclass
+class Centroids:
+    """L2-normalised identity centroids of one pack's rows, with what the report prints."""
+
+    dataset: str
+    identities: np.ndarray  # int64 [C]
+    counts: np.ndarray  # images per identity [C]
+    names: list[str]
+    vectors: torch.Tensor  # float32 [C, D], unit rows
+    self_cosines: np.ndarray | None = None  # forget only: cos(centroid of D_f^train, centroid of D_f^test) [C]
+
+
+# -- reference model -------------------------------------------------------------------------------
+def onnx_embedder(path: Path, device: str) -> tuple[Embedder, int | None]:
+    """insightface ``ArcFaceONNX`` on ``path``: its own mean/std preprocessing, RGB NCHW input.
+
+    Returns the embedder and the model's fixed batch size (None if dynamic).
+    """
+    from insightface.model_zoo import get_model
+    from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+
+    providers = ["CPUExecutionProvider"] if device == "cpu" else None
+    try:
+        recogniser = get_model(str(path), providers=providers)
+    except Exception as error:
+        raise InputError(f"onnxruntime cannot load {str(path)!r}: {error}") from error
+    if not isinstance(recogniser, ArcFaceONNX):
+        raise InputError(f"{str(path)!r} is not an insightface recognition model (loaded as {type(recogniser).__name__})")
+    if tuple(recogniser.input_size) != (112, 112):
+        raise InputError(f"{str(path)!r} expects {recogniser.input_size} input; packed faces are 112×112")
+
+    batch = recogniser.input_shape[0]
+    fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+
+    def embed(rgb: np.ndarray) -> torch.Tensor:
+        count = len(rgb)
+        if fixed_batch and count < fixed_batch:  # a fixed-batch model: pad the last batch with zeros
+            rgb = np.concatenate([rgb, np.zeros((fixed_batch - count, *rgb.shape[1:]), rgb.dtype)])
+        # ArcFaceONNX.forward: (x − input_mean)/input_std on RGB NCHW, as get_feat does after swapRB.
+        features = recogniser.forward(rgb.transpose(0, 3, 1, 2).astype(np.float32))
+        return torch.from_numpy(np.asarray(features, dtype=np.float32)[:count])
+
+    return embed, fixed_batch
+
+
+def torch_embedder(path: Path, backbone: str | None, embedding_size: int | None, device: str) -> Embedder:
+    from faceunlearn.export import load_backbone
+
+    model, _ = load_backbone(path, backbone, embedding_size)
+    model = model.to(device)
+
+    @torch.inference_mode()
+    def embed(rgb: np.ndarray) -> torch.Tensor:
+        return model(normalize(torch.from_numpy(rgb)).to(device)).float().cpu()
+
+    return embed
+
+
+def make_embedder(path: str, backbone: str | None, embedding_size: int | None, device: str) -> tuple[Embedder, int | None]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"reference model {str(path)!r} does not exist")
+    if path.suffix == ".onnx":
+        return onnx_embedder(path, device)
+    try:
+        return torch_embedder(path, backbone, embedding_size, device), None
+    except (CheckpointMismatchError, ValueError) as error:
+        raise InputError(str(error)) from error
+
+
+# -- identity sets ---------------------------------------------------------------------------------
+def identity_names(packed: PackedFaces, identities: np.ndarray) -> list[str]:
+    """Names from meta.json ``identity_names`` (list by id, or ``{"<id>": name}``), else ``id<N>``."""
+    table = packed.meta.get("identity_names")
+    names = []
+    for identity in identities.tolist():
+        name = None
+        if isinstance(table, list) and 0 <= identity < len(table):
+            name = table[identity]
+        elif isinstance(table, dict):
+            name = table.get(str(identity))
+        names.append(str(name) if name is not None else f"id{identity}")
+    return names
+
+
+def forget_rows(packed: PackedFaces, num_forget: int, seed: int, explicit: list[int] | None) -> np.ndarray:
+    """Rows of D_f: training images of Y_f, with Y_f chosen exactly as ``FaceDataModule.setup``."""
+    train_rows = packed.select(split="train")
+    if len(train_rows) == 0:
+        raise InputError(f"{packed.root} has no images in the 'train' split to draw forget identities from")
+    train_identities = packed.identities[train_rows]
+    try:
+        chosen = choose_forget_identities(train_identities, num_forget, seed, explicit, min_images=4)
+    except ValueError as error:
+        raise InputError(str(error)) from error
+    return train_rows[np.isin(train_identities, chosen)]
+
+
+def embed_rows(packed: PackedFaces, rows: np.ndarray, embed: Embedder, batch_size: int) -> torch.Tensor:
+    """Embeddings [len(rows), D] of ``rows`` (ascending rows read the memory map fastest)."""
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    embeddings = torch.cat([embed(np.asarray(packed.images[sorted_rows[s:s + batch_size]])) for s in range(0, len(rows), batch_size)])
+    return embeddings[torch.from_numpy(np.argsort(order, kind="stable"))]
+
+
+def identity_centroids(dataset: str, packed: PackedFaces, rows: np.ndarray, embeddings: torch.Tensor) -> Centroids:
+    """``c = normalize(Σ ẑ_i)`` per identity of ``rows`` (``embeddings`` aligned with ``rows``)."""
+    identities, inverse, counts = np.unique(packed.identities[rows], return_inverse=True, return_counts=True)
+    unit = unit_rows(embeddings, "embeddings")  # float32 unit rows; checks for nan/inf, survives norm overflow
+    sums = torch.zeros(len(identities), unit.shape[1]).index_add_(0, torch.from_numpy(inverse), unit)
+    return Centroids(dataset, identities, counts, identity_names(packed, identities), F.normalize(sums, dim=1))
+
+
+# -- cosines ---------------------------------------------------------------------------------------
+def cross_cosines(forget: torch.Tensor, others: torch.Tensor, top_k: int, threshold: float, chunk: int = OTHER_CHUNK):
+    """Top-``top_k`` cosines per forget row and every pair above ``threshold``, chunked over ``others``.
+
+    Returns ``(top_values [F,k], top_indices [F,k], pairs [P,2] (forget, other), pair_values [P])``
+    with ``k = min(top_k, O)``; only ``F × chunk`` scores exist at once.
+    """
+    k = min(top_k, others.shape[0])
+    top_values = torch.full((forget.shape[0], 0), float("-inf"))
+    top_indices = torch.zeros((forget.shape[0], 0), dtype=torch.long)
+    pairs, pair_values = [], []
+    for start in range(0, others.shape[0], chunk):
+        scores = forget @ others[start:start + chunk].T
+        above = torch.nonzero(scores > threshold)
+        pairs.append(above + torch.tensor([0, start]))
+        pair_values.append(scores[above[:, 0], above[:, 1]])
+        candidates = torch.cat([top_values, scores], dim=1)
+        candidate_indices = torch.cat([top_indices, torch.arange(start, start + scores.shape[1]).expand_as(scores)], dim=1)
+        top_values, position = candidates.topk(min(k, candidates.shape[1]), dim=1)
+        top_indices = candidate_indices.gather(1, position)
+    return top_values, top_indices, torch.cat(pairs), torch.cat(pair_values)
+
+
+# -- report ----------------------------------------------------------------------------------------
+CSV_COLUMNS = (
+    "forget_dataset", "forget_identity", "forget_name", "forget_images", "forget_self_cosine", "rank",
+    "other_dataset", "other_identity", "other_name", "other_images", "cosine", "above_threshold",
+)
+
+
+def match_rows(forget: Centroids, others: list[Centroids], top_k: int, threshold: float) -> list[dict]:
+    """One dict per reported pair (CSV_COLUMNS): each forget identity's top-k, plus all pairs above threshold."""
+    owner = np.concatenate([np.full(len(o.identities), i) for i, o in enumerate(others)])
+    local = np.concatenate([np.arange(len(o.identities)) for o in others])
+    top_values, top_indices, pairs, pair_values = cross_cosines(forget.vectors, torch.cat([o.vectors for o in others]), top_k, threshold)
+    chosen = {(f, int(j)): float(v) for f in range(len(forget.identities)) for v, j in zip(top_values[f], top_indices[f])}
+    chosen.update({(int(f), int(j)): float(v) for (f, j), v in zip(pairs.tolist(), pair_values)})
+    rows = []
+    for (f, j), cosine in chosen.items():
+        other = others[owner[j]]
+        rows.append({
+            "forget_dataset": forget.dataset, "forget_identity": int(forget.identities[f]),
+            "forget_name": forget.names[f], "forget_images": int(forget.counts[f]),
+            "forget_self_cosine": round(float(forget.self_cosines[f]), 6) if forget.self_cosines is not None else "",
+            "other_dataset": other.dataset, "other_identity": int(other.identities[local[j]]),
+            "other_name": other.names[local[j]], "other_images": int(other.counts[local[j]]),
+            "cosine": round(cosine, 6), "above_threshold": cosine > threshold,
+        })
+    rows.sort(key=lambda row: (row["forget_identity"], -row["cosine"]))
+    for index, row in enumerate(rows):
+        previous = rows[index - 1] if index else None
+        row["rank"] = previous["rank"] + 1 if previous and previous["forget_identity"] == row["forget_identity"] else 1
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def format_table(rows: list[dict], show: int) -> str:
+    """The ``show`` highest-cosine pairs as a fixed-width table."""
+    header = ("cosine", "forget identity", "self", "other dataset", "other identity", "")
+    lines = [header]
+    for row in sorted(rows, key=lambda r: -r["cosine"])[:show]:
+        self_cosine = row["forget_self_cosine"]
+        lines.append((
+            f"{row['cosine']:.4f}",
+            f"{row['forget_name']} ({row['forget_images']} img)",
+            f"{self_cosine:.4f}" if self_cosine != "" else "-",
+            row["other_dataset"],
+            f"{row['other_name']} ({row['other_images']} img)",
+            "ABOVE THRESHOLD" if row["above_threshold"] else "",
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+
+
+# -- command ---------------------------------------------------------------------------------------
+CONFIG_KEYS = ("root", "dataset", "extra_sources", "seed", "num_forget_identities", "forget_identities", "forget_train_fraction")
+
+
+def forget_settings_from_config(path: str) -> dict:
+    """The ``data`` section's forget-set keys (``CONFIG_KEYS``); ``$VAR`` paths expanded."""
+    import yaml
+
+    config_path = Path(path)
+    if not config_path.is_file():
+        raise InputError(f"config {path!r} does not exist")
+    data = (yaml.safe_load(config_path.read_text()) or {}).get("data") or {}
+    data = data.get("init_args", data)
+    settings = {key: data[key] for key in CONFIG_KEYS if data.get(key) is not None}
+    try:
+        if "root" in settings:
+            settings["root"] = str(expand_path(settings["root"], "data.root"))
+        settings["extra_sources"] = {
+            name: str(expand_path(value, f"data.extra_sources.{name}")) for name, value in (settings.get("extra_sources") or {}).items()
+        }
+    except ValueError as error:
+        raise InputError(str(error)) from error
+    return settings
+
+
+def labelled(value: str) -> tuple[str, str]:
+    """``LABEL=PATH`` → (label, path); a plain ``PATH`` is its own label."""
+    label, separator, path = value.partition("=")
+    return (label, path) if separator and label and "/" not in label else (value, value)
+
+
+def open_pack(path: str) -> PackedFaces:
+    try:
+        return PackedFaces.open(path)
+    except PackedDatasetError as error:
+        raise InputError(str(error)) from error
+
+
+def self_cosines(embeddings: torch.Tensor, identities: np.ndarray, train_fraction: float, seed: int) -> np.ndarray:
+    """Per identity (ascending id): cosine between its D_f^train and D_f^test centroids (DataModule split)."""
+    in_train = split_forget_images(identities, train_fraction, seed)
+    unit, halves = unit_rows(embeddings, "embeddings"), []
+    for mask in (in_train, ~in_train):  # every forget identity has >= 2 images on each side
+        _, inverse = np.unique(identities[mask], return_inverse=True)
+        sums = torch.zeros(len(np.unique(identities)), unit.shape[1]).index_add_(0, torch.from_numpy(inverse), unit[torch.from_numpy(mask)])
+        halves.append(F.normalize(sums, dim=1))
+    return (halves[0] * halves[1]).sum(1).numpy()
+
+
+def run(args: argparse.Namespace) -> int:
+    """The check; returns the exit status (see module doc)."""
+    settings = forget_settings_from_config(args.config) if args.config else {}
+    if args.forget_data:
+        forget_label, root = labelled(args.forget_data)
+    else:
+        forget_label, root = settings.get("dataset") or settings.get("root"), settings.get("root")
+    if root is None:
+        raise InputError("no forget dataset: pass --forget-data PACKED (or --config with a data.root)")
+    seed = args.seed if args.seed is not None else int(settings.get("seed", 0))
+    num_forget = args.num_forget if args.num_forget is not None else int(settings.get("num_forget_identities", 10))
+    explicit = args.forget_identities if args.forget_identities is not None else settings.get("forget_identities")
+    forget_pack = open_pack(root)
+    if args.against:
+        against_paths = [labelled(value) for value in args.against]
+    else:
+        against_paths = [(forget_label, root), *(settings.get("extra_sources") or {}).items()]
+    against = [(label, open_pack(path)) for label, path in against_paths]
+    if args.top_k < 1 or args.batch_size < 1:
+        raise InputError(f"--top-k and --batch-size must be >= 1, got {args.top_k} and {args.batch_size}")
+    bad_splits = [s for s in args.splits if s not in SPLITS]
+    if bad_splits:
+        raise InputError(f"unknown split(s) {bad_splits}; known: {', '.join(SPLITS)}")
+    embed, fixed_batch = make_embedder(args.model, args.backbone, args.embedding_size, args.device)
+    batch_size = fixed_batch or args.batch_size
+
+    d_f = forget_rows(forget_pack, num_forget, seed, explicit)
+    if len(d_f) == 0:
+        raise InputError(f"the forget set is empty (--num-forget {num_forget})")
+    split_codes = [split_code(s) for s in args.splits]
+    others = []
+    for label, pack in against:
+        rows = np.flatnonzero(np.isin(pack.splits, split_codes))
+        same_pack = pack.root.resolve() == forget_pack.root.resolve()
+        if same_pack:
+            rows = np.setdiff1d(rows, d_f)  # D_f itself is not "other"
+        if len(rows) == 0:
+            print(f"note: {label} has no images in splits {', '.join(args.splits)}", file=sys.stderr)
+            continue
+        print(f"embedding {len(rows)} images of {label} ({', '.join(args.splits)})", file=sys.stderr)
+        embeddings = embed_rows(pack, rows, embed, batch_size)
+        others.append(identity_centroids(label, pack, rows, embeddings))
+    if not others:
+        labels = ", ".join(label for label, _ in against)
+        raise InputError(f"no identities to check against in splits {', '.join(args.splits)} of {labels}")
+    print(f"embedding {len(d_f)} forget images of {forget_label}", file=sys.stderr)
+    forget_embeddings = embed_rows(forget_pack, d_f, embed, batch_size)
+    forget = identity_centroids(forget_label, forget_pack, d_f, forget_embeddings)
+    fraction = float(settings.get("forget_train_fraction", 0.5))
+    forget.self_cosines = self_cosines(forget_embeddings, forget_pack.identities[d_f], fraction, seed)
+
+    rows = match_rows(forget, others, args.top_k, args.threshold)
+    write_csv(rows, Path(args.report))
+    num_others = sum(len(o.identities) for o in others)
+    num_above = sum(row["above_threshold"] for row in rows)
+    print(format_table(rows, args.show))
+    print(
+        f"\n{len(forget.identities)} forget identities × {num_others} other identities; max cosine "
+        f"{max(row['cosine'] for row in rows):.4f}; {num_above} pair(s) above {args.threshold}. Same-person "
+        f"reference (self: D_f^train vs D_f^test centroids): min {forget.self_cosines.min():.4f}, "
+        f"median {np.median(forget.self_cosines):.4f}. Report: {args.report}"
+    )
+    if num_above:
+        print(f"FAIL: forget identities may also appear among the other identities (cosine > {args.threshold})")
+        return 1
+    print("OK: forget identities are disjoint from the other identities at this threshold")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faceunlearn check-disjoint",
+        description="Check that forget identities are disjoint from distractor/holdout identities (SPEC §5).",
+    )
+    forget = parser.add_argument_group("forget set (same draw as FaceDataModule)")
+    forget.add_argument("--config", help="training config: its data section gives root, extra_sources, seed, num_forget_identities")
+    forget.add_argument("--forget-data", help="packed dataset ([LABEL=]PATH) the forget identities come from (its train split)")
+    forget.add_argument("--seed", type=int, help="forget-set seed (data.seed; default 0)")
+    forget.add_argument("--num-forget", type=int, help="number of forget identities (default 10)")
+    forget.add_argument("--forget-identities", type=int, nargs="+", help="explicit forget identity ids instead of a draw")
+    others = parser.add_argument_group("identities to check against")
+    others.add_argument("--against", nargs="+", help="packed datasets, [LABEL=]PATH (default: the forget dataset and the config's extra_sources)")
+    others.add_argument("--splits", nargs="+", default=["holdout", "distractor"], help="their splits (default: holdout distractor)")
+    model = parser.add_argument_group("reference model")
+    model.add_argument("--model", required=True, help="faceunlearn .ckpt, insightface backbone.pth, or insightface .onnx")
+    model.add_argument("--backbone", help="architecture of a .pth/.ckpt (default: from the file)")
+    model.add_argument("--embedding-size", type=int, help="embedding dimension (default: from the file)")
+    model.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda if available)")
+    model.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    report = parser.add_argument_group("report")
+    report.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"fail above this centroid cosine (default {DEFAULT_THRESHOLD})")
+    report.add_argument("--top-k", type=int, default=5, help="nearest other identities per forget identity in the CSV (default 5)")
+    report.add_argument("--show", type=int, default=10, help="pairs printed, highest cosine first (default 10)")
+    report.add_argument("--report", default=DEFAULT_REPORT, help=f"CSV report path (default {DEFAULT_REPORT})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the check; raises ``SystemExit`` with status 1 (overlap) or 2 (bad input), returns on success."""
+    args = build_parser().parse_args(argv)
+    try:
+        status = run(args)
+    except InputError as error:
+        print(f"faceunlearn check-disjoint: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if status:
+        raise SystemExit(status)
