@@ -100,20 +100,32 @@ def tag_code(name: str) -> int:
 
 
 class PackedFacesWriter:
-    """Writes a packed dataset of a known size, chunk by chunk, then commits it atomically."""
+    """Writes a packed dataset of a known size, chunk by chunk, then commits it atomically.
 
-    def __init__(self, root: str | os.PathLike, num_images: int, overwrite: bool = False):
+    ``resume=True`` reopens the images of an interrupted writer in ``<root>.partial/`` instead of
+    starting over; the caller, which knows how far it got, declares those rows with
+    ``mark_written``. ``truncate`` drops unused rows at the end (e.g. images that were skipped).
+    """
+
+    def __init__(self, root: str | os.PathLike, num_images: int, overwrite: bool = False, resume: bool = False):
         self.root = Path(root)
         if self.root.exists() and not overwrite:
             raise PackedDatasetError(f"{str(self.root)!r} already exists; refusing to overwrite it")
         self.partial = self.root.with_name(self.root.name + ".partial")
-        if self.partial.exists():
-            shutil.rmtree(self.partial)
-        self.partial.mkdir(parents=True)
+        images_path = self.partial / "images.npy"
+        shape = (num_images, IMAGE_SIZE, IMAGE_SIZE, 3)
+        if resume and images_path.is_file():
+            self.images = np.load(images_path, mmap_mode="r+")
+            if self.images.shape != shape or self.images.dtype != np.uint8:
+                raise PackedDatasetError(
+                    f"cannot resume {images_path}: it holds {self.images.shape} {self.images.dtype}, expected {shape} uint8"
+                )
+        else:
+            if self.partial.exists():
+                shutil.rmtree(self.partial)
+            self.partial.mkdir(parents=True)
+            self.images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=shape)
         self.num_images = num_images
-        self.images = np.lib.format.open_memmap(
-            self.partial / "images.npy", mode="w+", dtype=np.uint8, shape=(num_images, IMAGE_SIZE, IMAGE_SIZE, 3)
-        )
         self._written = np.zeros(num_images, dtype=bool)
 
     def write(self, start: int, images: np.ndarray) -> None:
@@ -122,6 +134,40 @@ class PackedFacesWriter:
             raise PackedDatasetError(f"chunk [{start}, {stop}) exceeds the dataset size {self.num_images}")
         self.images[start:stop] = images
         self._written[start:stop] = True
+
+    def mark_written(self, start: int, stop: int) -> None:
+        """Declare rows [start, stop) as written by an earlier, interrupted run (see ``resume``)."""
+        self._written[start:stop] = True
+
+    def flush(self) -> None:
+        """Push written rows to disk (call before recording progress elsewhere)."""
+        self.images.flush()
+
+    def truncate(self, num_images: int) -> None:
+        """Shrink the dataset to its first ``num_images`` rows, in place (no copy)."""
+        if num_images > self.num_images:
+            raise PackedDatasetError(f"cannot truncate {self.num_images} images to {num_images}")
+        self.images.flush()
+        del self.images
+        path = self.partial / "images.npy"
+        with open(path, "r+b") as handle:
+            major, _ = np.lib.format.read_magic(handle)
+            length_bytes = 2 if major == 1 else 4
+            header_start = handle.tell()
+            if major == 1:
+                np.lib.format.read_array_header_1_0(handle)
+            else:
+                np.lib.format.read_array_header_2_0(handle)
+            data_start = handle.tell()
+            header = repr({"descr": "|u1", "fortran_order": False, "shape": (num_images, IMAGE_SIZE, IMAGE_SIZE, 3)})
+            # Same header size as before (padded with spaces), so the data does not move.
+            header = header.ljust(data_start - header_start - length_bytes - 1) + "\n"
+            handle.seek(header_start + length_bytes)
+            handle.write(header.encode("latin1"))
+            handle.truncate(data_start + num_images * IMAGE_SIZE * IMAGE_SIZE * 3)
+        self.images = np.load(path, mmap_mode="r+")
+        self.num_images = num_images
+        self._written = self._written[:num_images]
 
     def commit(self, image_ids, identities, splits, tags, meta: dict | None = None) -> PackedFaces:
         """Write the index and meta.json, then rename ``<root>.partial`` to ``<root>``."""

@@ -1,0 +1,16 @@
+"""``faceunlearn prepare``: raw face datasets → the packed aligned format (``faceunlearn.data.packed``).
+
+One job per module:
+
+* ``datasets/``: one reader per raw layout (celeba, vggface2, cfp, ijbb, folder) → ``SourceRecords``
+  (path, identity name, split, tag, 5 landmarks or a face box);
+* ``annotations``: locating annotation files and parsing lines with ``file:line`` errors;
+* ``plan``: final record order, the resume fingerprint, identity numbering;
+* ``images`` (decode, with reasons for unusable files), ``detector`` (insightface ONNX detector by
+  path), ``align`` (5-point ``norm_crop`` to 112×112), ``worker`` (all three, per batch, in a pool);
+* ``run``: the streaming, resumable converter; ``merge``: several packs → one; ``cli``: arguments.
+"""
+
+from faceunlearn.prepare.errors import PrepareError
+
+__all__ = ["PrepareError"]

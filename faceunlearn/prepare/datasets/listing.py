@@ -1,0 +1,28 @@
+"""Listing image files under a folder, sorted, as paths relative to the dataset root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def list_images(root: Path, folder: Path) -> list[str]:
+    """Every image file below ``folder`` (recursively), as sorted POSIX paths relative to ``root``."""
+    found = []
+    for directory, subfolders, files in os.walk(folder):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        relative = Path(directory).relative_to(root).as_posix()
+        found.extend(f"{relative}/{name}" if relative != "." else name for name in files if is_image_name(name))
+    return sorted(found)
+
+
+def subfolders(folder: Path) -> list[str]:
+    """Names of the visible sub-folders of ``folder``, sorted."""
+    with os.scandir(folder) as entries:
+        return sorted(entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("."))
