@@ -474,23 +474,18 @@ def test_folder_aligned_copies_112_crops_exactly(tmp_path):
     assert "not an aligned 112x112 face (100x120)" in skip_report(pack.root)["dave/big.png"]
 
 
-# -- merge + DataModule ---------------------------------------------------------------------------------
-def test_merged_packs_feed_the_datamodule(celeba_pack, tmp_path, fake_detector):
+# -- prepared packs feed the DataModule ------------------------------------------------------------------
+def test_prepared_packs_feed_the_datamodule(celeba_pack, tmp_path, fake_detector):
+    """CelebA as the main pack, CFP and IJB-B as extra evaluation sources, as configs/disp_celeba.yaml."""
     make_cfp(tmp_path / "cfp")
     prepare("cfp", "--root", str(tmp_path / "cfp"), "--out", str(tmp_path / "cfp_pack"), "--detector", fake_detector)
     make_ijbb_package(tmp_path / "IJB_release")
     prepare("ijbb", "--root", str(tmp_path / "IJB_release"), "--out", str(tmp_path / "ijbb_pack"))
-    run(["merge", "--out", str(tmp_path / "merged"), str(tmp_path / "ijbb_pack"), str(tmp_path / "cfp_pack"), str(celeba_pack.root), "--no-progress"])
-    merged = PackedFaces.open(tmp_path / "merged")
-    assert len(merged) == 17 + 14 + 5 and merged.meta["num_classes"] == 4
-    assert merged.meta["identity_names"][:4] == ["celeba/100", "celeba/200", "celeba/300", "celeba/400"]
-    assert merged.meta["identity_names"][4] == "cfp/001"
-    assert set(merged.identities[merged.select(split="train")]) == {0, 1, 2, 3}
-    assert np.array_equal(merged.images[-17:], celeba_pack.images)  # ijbb, cfp, then celeba rows, as given
-    dm = FaceDataModule(root=str(merged.root), num_forget_identities=2, batch_size=4, images_per_identity=2, eval_retain_identities=2)
+    dm = FaceDataModule(root=str(celeba_pack.root), extra_sources={"cfp": str(tmp_path / "cfp_pack"), "ijbb": str(tmp_path / "ijbb_pack")},
+                        num_forget_identities=2, batch_size=4, images_per_identity=2, eval_retain_identities=2)
     dm.setup()
     assert dm.num_classes == 4
-    assert len(dm.rows["holdout_frontal"]) == 9 and len(dm.rows["holdout_profile"]) == 5 and len(dm.rows["distractors"]) == 5
-    assert len(dm.rows["forget"]) >= 8
-    with pytest.raises(PrepareError, match="already exists"):
-        run(["merge", "--out", str(tmp_path / "merged"), str(celeba_pack.root), "--no-progress"])
+    assert len(dm.subsets["cfp:holdout_frontal"]) == 9 and len(dm.subsets["cfp:holdout_profile"]) == 5
+    assert len(dm.subsets["ijbb:distractors"]) == 5 and len(dm.subsets["forget"]) >= 8
+    batch = next(iter(dm.eval_dataloader(["cfp:holdout_profile", "ijbb:distractors"])))
+    assert batch["image"].shape == (10, 3, 112, 112)

@@ -8,7 +8,7 @@ One job per module:
 * ``plan``: final record order, the resume fingerprint, identity numbering;
 * ``images`` (decode, with reasons for unusable files), ``detector`` (insightface ONNX detector by
   path), ``align`` (5-point ``norm_crop`` to 112×112), ``worker`` (all three, per batch, in a pool);
-* ``run``: the streaming, resumable converter; ``merge``: several packs → one; ``cli``: arguments.
+* ``run``: the streaming, resumable converter; ``cli``: arguments.
 """
 
 from faceunlearn.prepare.errors import PrepareError

@@ -14,20 +14,19 @@ from pathlib import Path
 from faceunlearn.prepare.datasets import READERS
 from faceunlearn.prepare.detector import DetectorSpec, check_detector_path
 from faceunlearn.prepare.errors import PrepareError
-from faceunlearn.prepare.merge import merge_packs
 from faceunlearn.prepare.plan import make_plan
 from faceunlearn.prepare.run import Summary, convert, default_workers
 
 DESCRIPTION = """\
 Convert a raw face dataset into faceunlearn's packed format (aligned 112x112 RGB faces,
-images.npy + index.npz + meta.json), or merge packs into one for the DataModule.
+images.npy + index.npz + meta.json). A config reads one pack as data.root (its train split holds
+the forget and retain identities) and evaluates on others through data.extra_sources.
 
   faceunlearn prepare celeba   --root RAW --out PACKED     CelebA → train (landmarks included)
   faceunlearn prepare vggface2 --root RAW --out PACKED     VGGFace2 → train / holdout (test identities)
   faceunlearn prepare cfp      --root RAW --out PACKED --detector det_10g.onnx   CFP → holdout frontal/profile
   faceunlearn prepare ijbb     --root RAW --out PACKED     IJB-B → distractor still/frame
   faceunlearn prepare folder   --root RAW --out PACKED [--landmarks CSV | --detector F | --aligned]
-  faceunlearn prepare merge    --out PACKED PACK [PACK ...]
 
 `faceunlearn prepare DATASET --help` lists the exact files and columns each layout reads.
 A run interrupted (Ctrl-C, kill) resumes when re-run with the same arguments."""
@@ -54,19 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--restart", action="store_true", help="discard an interrupted run's <out>.partial instead of resuming it")
         sub.add_argument("--no-progress", action="store_true", help="no progress bar")
         reader.add_arguments(sub)
-    merge = commands.add_parser("merge", help="merge packs into one (train identities first)", description=sys.modules[merge_packs.__module__].__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    merge.add_argument("--out", required=True, help="the merged pack to create (must not exist)")
-    merge.add_argument("packs", nargs="+", help="packed dataset folders, e.g. celeba cfp vggface2_test ijbb")
-    merge.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def run(argv: list[str] | None = None) -> Summary | None:
     args = build_parser().parse_args(argv)
-    if args.dataset == "merge":
-        merged = merge_packs(args.out, args.packs, progress=not args.no_progress)
-        print(f"wrote {merged.root}: {len(merged):,} images, {len(merged.meta['identity_names']):,} identities, num_classes {merged.meta['num_classes']:,}")
-        return None
     root = Path(args.root)
     if not root.is_dir():
         raise PrepareError(f"--root {root}: no such folder")

@@ -16,7 +16,7 @@ forget identities there). The ``test`` identities go to "holdout" with tag "": t
 VGGFace2 test retention benchmark (SPEC §5) and never become CosFace classes. The pack does not
 divide them into the benchmark's per-identity query and gallery halves (the format has no tag
 for that); whoever evaluates must draw the halves, e.g. seeded like D_f^train / D_f^test. Being
-tagged "", they stay out of ``holdout_frontal`` / ``holdout_profile`` when merged with CFP.
+tagged "", they stay out of ``holdout_frontal`` / ``holdout_profile`` when evaluated beside CFP.
 Identity names are the class ids ("n000002").
 """
 
