@@ -489,3 +489,34 @@ def test_prepared_packs_feed_the_datamodule(celeba_pack, tmp_path, fake_detector
     assert len(dm.subsets["ijbb:distractors"]) == 5 and len(dm.subsets["forget"]) >= 8
     batch = next(iter(dm.eval_dataloader(["cfp:holdout_profile", "ijbb:distractors"])))
     assert batch["image"].shape == (10, 3, 112, 112)
+
+
+def test_the_celeba_protocol_config_runs_on_prepared_packs(celeba_pack, tmp_path, fake_detector, monkeypatch):
+    """configs/disp_celeba.yaml end to end on tiny prepared packs: only the model size and run length
+    are overridden; paths come from $FACEUNLEARN_DATA, benchmarks and sources from the config."""
+    from pathlib import Path
+
+    from faceunlearn.callbacks import RetrievalEvaluation
+    from faceunlearn.cli import cli_main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "celeba").symlink_to(celeba_pack.root)
+    make_cfp(tmp_path / "cfp")
+    prepare("cfp", "--root", str(tmp_path / "cfp"), "--out", str(data / "cfp"), "--detector", fake_detector)
+    make_ijbb_package(tmp_path / "ijbb")
+    prepare("ijbb", "--root", str(tmp_path / "ijbb"), "--out", str(data / "ijbb"))
+    make_vggface2(tmp_path / "vggface2")
+    prepare("vggface2", "--root", str(tmp_path / "vggface2"), "--out", str(data / "vggface2"), "--detector", fake_detector)
+    monkeypatch.setenv("FACEUNLEARN_DATA", str(data))
+    monkeypatch.chdir(tmp_path)
+    config = Path(__file__).resolve().parents[1] / "configs/disp_celeba.yaml"
+    cli = cli_main(["fit", "--config", str(config), "--model.init_args.backbone", "iresnet_tiny", "--model.init_args.embedding_size", "64",
+                    "--model.init_args.init_weights", "null", "--data.num_forget_identities", "2", "--data.batch_size", "4",
+                    "--data.images_per_identity", "2", "--data.batches_per_epoch", "2", "--data.eval_retain_identities", "2",
+                    "--data.num_workers", "0", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
+                    "--checkpoint.dirpath", str(tmp_path / "ckpt")])
+    (step, metrics), *_ = RetrievalEvaluation.of(cli.trainer).history[-1:]
+    assert step == 4 and (tmp_path / "ckpt/last.ckpt").is_file()
+    for name in ("forget/mAP", "forget_extended/mAP", "cfp/mAP", "cfp_extended/R@1", "vggface2/mAP", "retain/CS", "forget/CS"):
+        assert np.isfinite(metrics[name]), name
