@@ -38,6 +38,8 @@ TRAINER_DEFAULTS = {
 SUBCOMMANDS = {
     "demo": "faceunlearn.demo",
     "compare": "faceunlearn.compare",
+    "sweep": "faceunlearn.experiments.sweep",
+    "report": "faceunlearn.experiments.report",
     "prepare": "faceunlearn.prepare.cli",
     "export": "faceunlearn.export",
     "check-disjoint": "faceunlearn.check_disjoint",

@@ -1,0 +1,437 @@
+"""``faceunlearn sweep``: every method config × forget-set seed, from one Original model, resumable.
+
+    faceunlearn sweep --configs configs/demo_*.yaml --seeds 0 1 2 \\
+        --finetune-config configs/demo_finetune.yaml --out lightning_logs/sweep
+
+* **Forget sets.** Seed K runs with ``--data.seed K`` (which draws forget set K, its train/test
+  halves and the distractor sample) and ``--seed_everything K``.
+* **The Original model.** With ``--finetune-config``, the Original is that config's
+  ``last.ckpt`` (its ``checkpoint.dirpath``), trained first if missing (or resumed if a killed run
+  left it unfinished), and every method run of the same scenario (``data.dataset``; unset:
+  "synthetic") starts from it (``--model.init_args.init_weights``). Without it
+  (``--finetune-config none``, the default), and for configs of other scenarios (e.g.
+  ``disp_vggface2.yaml``, which starts from the Glint360K backbone), the configs' own
+  ``model.init_args.init_weights`` must name an existing file, the same for every config of a
+  scenario. Configs of the class ``FineTune`` (e.g. ``demo_finetune.yaml`` in
+  ``configs/demo_*.yaml``) train an Original rather than unlearn: they are left out of the method runs.
+* **Step 0 once per seed.** The Original is evaluated once per seed and scenario, with the data and
+  evaluation settings of the scenario's first method config (a ``validate`` run, folder
+  ``original/seed<K>``, or ``original_<scenario>/seed<K>`` outside the main protocol). Method runs
+  skip their own step-0 evaluation (``--trainer.num_sanity_val_steps 0``); their last evaluation
+  (after training) is their result.
+* **Resumable.** A run whose folder holds ``done.json`` is skipped (with a warning if it was made
+  with other settings: the config file's content, the overrides or the start weights). A folder
+  without ``done.json`` (a killed or crashed run) is moved aside to ``<run>.crashed-<timestamp>``
+  and the run is redone from scratch. Nothing finished is ever overwritten. The folder layout is in
+  ``faceunlearn.experiments.layout``.
+
+``--override`` applies to every method run and to the Original's evaluations (e.g. a data path);
+the sweep's own arguments (seed, start weights, output folders) come after it and win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import os
+import shlex
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faceunlearn.experiments import layout
+from faceunlearn.reporting import tidy_rows
+
+SCENARIO_UNSET = "synthetic"
+#: LightningCLI warns when given args while sys.argv also has some: the sweep's own command line, expected here
+ARGS_WARNING = "LightningCLI's args parameter is intended"
+NONE_WORDS = ("", "none", "null")
+
+
+# ---------------------------------------------------------------------------------- configs
+@dataclass(frozen=True)
+class ConfigInfo:
+    """What the sweep needs to know of a config (parsed with its overrides, nothing instantiated)."""
+
+    path: str
+    stem: str
+    method: str  # model class name
+    scenario: str
+    init_weights: str | None
+    seed: int
+    checkpoint_dirpath: str | None
+    max_epochs: int | None
+
+
+def describe_config(config: str, overrides: list[str] = ()) -> ConfigInfo:
+    """Parse ``config`` + ``overrides`` with the LightningCLI parser, without building anything."""
+    from faceunlearn.cli import TRAINER_DEFAULTS, FaceUnlearnCLI
+    from faceunlearn.data import FaceDataModule
+    from faceunlearn.methods import FaceModule
+
+    class ParseOnly(FaceUnlearnCLI):
+        def _set_seed(self) -> None:
+            pass
+
+        def instantiate_classes(self) -> None:
+            pass
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=ARGS_WARNING)
+        cli = ParseOnly(FaceModule, FaceDataModule, subclass_mode_model=True, trainer_defaults=TRAINER_DEFAULTS,
+                        args=["--config", config, *overrides], run=False)
+    parsed = cli.config
+    model_args = parsed.model.get("init_args") or {}
+    return ConfigInfo(
+        path=config,
+        stem=Path(config).stem,
+        method=str(parsed.model.class_path).rsplit(".", 1)[-1],
+        scenario=parsed.data.dataset or SCENARIO_UNSET,
+        init_weights=model_args.get("init_weights"),
+        seed=int(parsed.data.seed),
+        checkpoint_dirpath=parsed.checkpoint.dirpath,
+        max_epochs=parsed.trainer.max_epochs,
+    )
+
+
+def file_sha256(path: str | os.PathLike | None) -> str | None:
+    if not path or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------- runs
+@dataclass
+class RunSpec:
+    """One run of the sweep: a method run (``fit``) or the Original's evaluation (``validate``)."""
+
+    kind: str  # "method" | "original"
+    config: str
+    stem: str
+    seed: int
+    scenario: str
+    run_dir: Path
+    args: list[str]  # LightningCLI arguments (no subcommand)
+    init_weights: str | None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.stem}/seed{self.seed}"
+
+
+@dataclass
+class RunResult:
+    method: str
+    metrics: dict[str, float]  # "<benchmark>/<metric>" -> value (fractions), the final evaluation
+    info: dict = field(default_factory=dict)  # extra done.json fields
+
+
+def run_args(config: str, seed: int, run_dir: Path, overrides: list[str], init_weights: str | None, skip_step0: bool) -> list[str]:
+    """LightningCLI arguments of one run: config, user overrides, then the sweep's own settings."""
+    args = ["--config", config, *overrides, "--seed_everything", str(seed), "--data.seed", str(seed)]
+    if init_weights is not None:
+        args += ["--model.init_args.init_weights", str(init_weights)]
+    if skip_step0:
+        args += ["--trainer.num_sanity_val_steps", "0"]
+    return args + [
+        "--trainer.logger.init_args.save_dir", str(run_dir),
+        "--trainer.logger.init_args.name", "",
+        "--trainer.logger.init_args.version", "",
+        "--checkpoint.dirpath", str(run_dir / layout.CHECKPOINTS),
+    ]
+
+
+def run_one(spec: RunSpec) -> RunResult:
+    """Make one run in this process: ``fit`` a method, or ``validate`` the Original. Tests replace this."""
+    import torch
+
+    from faceunlearn.callbacks import RetrievalEvaluation
+    from faceunlearn.cli import cli_main
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=ARGS_WARNING)
+        cli = cli_main(spec.args, run=False)  # seeds everything with --seed_everything K
+    trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    if spec.kind == "original":
+        trainer.validate(model, data)
+    else:
+        trainer.fit(model, data)
+    history = RetrievalEvaluation.of(trainer).history
+    if spec.kind != "original" and (not history or history[-1][0] != trainer.global_step):
+        trainer.validate(model, data)  # training ended between evaluations: evaluate the final model
+        history = RetrievalEvaluation.of(trainer).history
+    if not history:
+        raise RuntimeError(f"{spec.name}: no evaluation happened (rank 0 got no embeddings?)")
+    result = RunResult(
+        method="Original" if spec.kind == "original" else type(model).__name__,
+        metrics=dict(history[-1][1]),
+        info={
+            "global_step": int(trainer.global_step),
+            "evaluations": len(history),
+            "forget_identities": [int(i) for i in getattr(data, "forget_identity_ids", [])],
+        },
+    )
+    del cli, trainer, model, data
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return result
+
+
+def ensure_original(finetune_config: str, overrides: list[str]) -> Path:
+    """The Original model's ``last.ckpt``: trained with ``finetune_config`` if missing, resumed if unfinished."""
+    info = describe_config(finetune_config, overrides)
+    checkpoint = Path(info.checkpoint_dirpath or "checkpoints") / "last.ckpt"
+    resume = None
+    if checkpoint.is_file():
+        epoch = _checkpoint_epoch(checkpoint)
+        if info.max_epochs is None or info.max_epochs < 0 or epoch is None or epoch + 1 >= info.max_epochs:
+            print(f"[sweep] Original model: {checkpoint} (from {finetune_config})")
+            return checkpoint
+        print(f"[sweep] Original model: {checkpoint} stopped after epoch {epoch + 1} of {info.max_epochs}; resuming it")
+        resume = checkpoint
+    else:
+        print(f"[sweep] Original model: training {checkpoint} with {finetune_config}")
+    from faceunlearn.cli import cli_main
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=ARGS_WARNING)
+        finetune = cli_main(["--config", finetune_config, *overrides], run=False)
+    finetune.trainer.fit(finetune.model, finetune.datamodule, ckpt_path=resume)
+    checkpoint = Path(finetune.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    print(f"[sweep] Original model trained in {format_seconds(time.perf_counter() - start)}: {checkpoint}")
+    del finetune
+    gc.collect()
+    return checkpoint
+
+
+def _checkpoint_epoch(path: Path) -> int | None:
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("epoch"))
+    except Exception:  # not a Lightning checkpoint (e.g. insightface weights): nothing to resume
+        return None
+
+
+# ---------------------------------------------------------------------------------- planning
+def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides: list[str],
+              originals: dict[str, str] | None = None) -> list[RunSpec]:
+    """Seed-major: for each seed, each scenario's Original evaluation, then every method config.
+
+    ``originals`` maps a scenario to the Original checkpoint its method runs are forced to start
+    from (the finetune config's); a scenario not in it starts from its configs' own init_weights.
+    """
+    originals = originals or {}
+    by_scenario: dict[str, list[ConfigInfo]] = {}
+    for info in configs:
+        by_scenario.setdefault(info.scenario, []).append(info)
+    start_weights = {scenario: originals.get(scenario) or own_original(scenario, infos) for scenario, infos in by_scenario.items()}
+    weights_sha = {w: file_sha256(_expanded(w)) for w in set(start_weights.values())}
+
+    def settings(config: str, weights: str | None) -> dict:
+        return {"config": config, "config_sha256": file_sha256(config), "overrides": list(overrides),
+                "init_weights": weights, "init_weights_sha256": weights_sha.get(weights)}
+
+    specs = []
+    for seed in seeds:
+        for scenario, infos in by_scenario.items():
+            weights, first = start_weights[scenario], infos[0]
+            stem = layout.original_stem(scenario)
+            directory = layout.run_dir(out, stem, seed)
+            specs.append(RunSpec("original", first.path, stem, seed, scenario, directory,
+                                 run_args(first.path, seed, directory, overrides, weights, skip_step0=False),
+                                 weights, settings(first.path, weights)))
+        for info in configs:
+            weights = start_weights[info.scenario]
+            directory = layout.run_dir(out, info.stem, seed)
+            forced = originals.get(info.scenario)  # None: the config's own init_weights (= weights, checked)
+            specs.append(RunSpec("method", info.path, info.stem, seed, info.scenario, directory,
+                                 run_args(info.path, seed, directory, overrides, forced, skip_step0=True),
+                                 weights, settings(info.path, weights)))
+    return specs
+
+
+def own_original(scenario: str, infos: list[ConfigInfo]) -> str:
+    """The init_weights all of a scenario's configs name: it must be one existing file."""
+    named = {info.init_weights for info in infos}
+    if len(named) > 1:
+        listing = ", ".join(f"{info.path}: {info.init_weights}" for info in infos)
+        raise SystemExit(f"configs of scenario {scenario!r} start from different weights ({listing}); "
+                         "the Original must be one model: pass --finetune-config or --override "
+                         "'--model.init_args.init_weights PATH'")
+    weights = infos[0].init_weights
+    if not weights:
+        raise SystemExit(f"{infos[0].path} sets no model.init_args.init_weights, so there is no Original model "
+                         "to unlearn from: pass --finetune-config CONFIG to train one")
+    from faceunlearn.paths import UnsetPathVariableError, expand_path
+
+    try:
+        exists = expand_path(weights, "model.init_args.init_weights").is_file()
+    except UnsetPathVariableError as error:
+        raise SystemExit(f"{infos[0].path}: {error}") from None
+    if not exists:
+        raise SystemExit(f"the Original model {weights!r} (model.init_args.init_weights of {infos[0].path}) does not "
+                         "exist: train it first, or pass --finetune-config CONFIG to train it in the sweep")
+    return weights
+
+
+def _expanded(weights: str | None) -> str | None:
+    if not weights:
+        return None
+    from faceunlearn.paths import expand_path
+
+    try:
+        return str(expand_path(weights, "model.init_args.init_weights"))
+    except ValueError:
+        return None
+
+
+def method_configs(configs: list[str], overrides: list[str], finetune_config: str | None) -> list[ConfigInfo]:
+    """The configs' descriptions, without the finetune config and FineTune configs; stems must be unique."""
+    infos, seen = [], {}
+    for config in configs:
+        if not Path(config).is_file():
+            raise SystemExit(f"config {config!r} not found (run from the repository root)")
+        if finetune_config and Path(config).resolve() == Path(finetune_config).resolve():
+            print(f"[sweep] {config}: the finetune config (the Original model), not a method run")
+            continue
+        info = describe_config(config, overrides)
+        if info.method == "FineTune":
+            print(f"[sweep] {config}: a FineTune config trains an Original model, not an unlearning method; left out "
+                  "(pass it as --finetune-config to train the Original with it)")
+            continue
+        if info.stem == layout.ORIGINAL or info.stem.startswith(layout.ORIGINAL + "_"):
+            raise SystemExit(f"{config}: config names {layout.ORIGINAL!r} and {layout.ORIGINAL + '_*'!r} are reserved for the Original's runs")
+        if info.stem in seen:
+            raise SystemExit(f"{config} and {seen[info.stem]} have the same name {info.stem!r}: run folders are named by config")
+        seen[info.stem] = config
+        infos.append(info)
+    if not infos:
+        raise SystemExit("no unlearning config to run")
+    return infos
+
+
+# ---------------------------------------------------------------------------------- running
+def format_seconds(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _differences(stored: dict, current: dict) -> list[str]:
+    names = {"config_sha256": "config file content", "overrides": "overrides", "init_weights": "start weights path",
+             "init_weights_sha256": "start weights content", "config": "config path"}
+    return [names.get(key, key) for key in current if key in stored and stored.get(key) != current[key]]
+
+
+def execute(specs: list[RunSpec], runner=None) -> list[RunSpec]:
+    """Make every unfinished run of ``specs`` (in order) and return all of them.
+
+    ``runner`` makes one run (default ``run_one``, looked up at call time so tests can replace it).
+    """
+    todo = []
+    for spec in specs:
+        if layout.is_finished(spec.run_dir):
+            stored = layout.read_done(spec.run_dir).get("settings", {})
+            changed = _differences(stored, spec.settings)
+            note = f" — warning: it was made with a different {', '.join(changed)}; kept (move the folder away to redo it)" if changed else ""
+            print(f"[sweep] skip {spec.name}: finished{note}")
+        else:
+            todo.append(spec)
+    print(f"[sweep] {len(specs)} runs: {len(specs) - len(todo)} finished, {len(todo)} to run")
+    start, durations = time.perf_counter(), []
+    for index, spec in enumerate(todo, start=1):
+        if spec.run_dir.exists():
+            moved = layout.move_aside(spec.run_dir)
+            print(f"[sweep] {spec.name}: unfinished folder from an earlier sweep moved aside to {moved}; redoing the run")
+        spec.run_dir.mkdir(parents=True)
+        what = "evaluating the Original" if spec.kind == "original" else f"unlearning with {spec.config}"
+        print(f"[sweep] run {index}/{len(todo)}: {spec.name} ({what}, forget set {spec.seed})", flush=True)
+        run_start = time.perf_counter()
+        try:
+            result = (runner or run_one)(spec)
+        except BaseException:
+            print(f"[sweep] run {spec.name} failed; the next sweep moves its folder aside and redoes it", flush=True)
+            raise
+        seconds = time.perf_counter() - run_start
+        finish(spec, result, seconds)
+        durations.append(seconds)
+        left = len(todo) - index
+        eta = sum(durations) / len(durations) * left
+        print(f"[sweep] run {index}/{len(todo)} done ({spec.name}, {format_seconds(seconds)}), {left} left, "
+              f"elapsed {format_seconds(time.perf_counter() - start)}, ETA {format_seconds(eta)}", flush=True)
+    return specs
+
+
+def finish(spec: RunSpec, result: RunResult, seconds: float) -> None:
+    """results.csv, then done.json — both atomic, done.json last."""
+    layout.write_results_atomic(tidy_rows(result.method, spec.seed, result.metrics, table_metrics=None),
+                                spec.run_dir / layout.RESULTS)
+    layout.write_json_atomic(spec.run_dir / layout.DONE, {
+        "config": spec.config,
+        "method": result.method,
+        "seed": spec.seed,
+        "scenario": spec.scenario,
+        "seconds": round(seconds, 3),
+        "finished_at": layout.now_iso(),
+        "kind": spec.kind,
+        "init_weights": spec.init_weights,
+        "settings": spec.settings,
+        **result.info,
+    })
+
+
+def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str | None = None,
+          overrides: list[str] = (), finetune_overrides: list[str] = ()) -> list[RunSpec]:
+    """Plan and make the sweep; returns every run (finished before or now) in order."""
+    overrides, finetune_overrides = list(overrides), list(finetune_overrides)
+    if finetune_config is not None and finetune_config.lower() in NONE_WORDS:
+        finetune_config = None
+    if finetune_config is not None and not Path(finetune_config).is_file():
+        raise SystemExit(f"finetune config {finetune_config!r} not found (run from the repository root)")
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--seeds has repeats: {seeds}")
+    infos = method_configs(configs, overrides, finetune_config)
+    originals = {}
+    if finetune_config:
+        scenario = describe_config(finetune_config, finetune_overrides).scenario
+        if scenario not in {info.scenario for info in infos}:
+            raise SystemExit(f"the finetune config {finetune_config} trains on scenario {scenario!r}, but no method config "
+                             f"has it (theirs: {', '.join(sorted({info.scenario for info in infos}))})")
+    out_dir = Path(out)
+    with layout.SweepLock(out_dir):
+        if finetune_config:
+            originals[scenario] = str(ensure_original(finetune_config, finetune_overrides))
+        specs = plan_runs(infos, list(seeds), out_dir, overrides, originals)
+        execute(specs)
+    print(f"[sweep] all {len(specs)} runs finished in {out_dir}; tables: faceunlearn report {out_dir}")
+    return specs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="faceunlearn sweep", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[1:]))
+    parser.add_argument("--configs", nargs="+", required=True, help="one unlearning config per method (FineTune configs are left out)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="forget-set seeds (default: 0 1 2, the paper's three forget sets)")
+    parser.add_argument("--finetune-config", default=None,
+                        help="trains (or reuses) the Original model every run starts from; default none: the configs' own model.init_args.init_weights")
+    parser.add_argument("--out", default="lightning_logs/sweep", help="the sweep folder: <out>/<config stem>/seed<K>/ per run")
+    parser.add_argument("--override", default="", help='LightningCLI arguments for every run, one quoted string, e.g. "--trainer.max_epochs 2"')
+    parser.add_argument("--finetune-override", default="", help="LightningCLI arguments for training the Original model")
+    args = parser.parse_args(argv)
+    sweep(args.configs, args.seeds, args.out, args.finetune_config, shlex.split(args.override), shlex.split(args.finetune_override))

@@ -1,0 +1,160 @@
+"""faceunlearn report: mean ± sample std over seeds, paper order, missing values shown, md/csv/tex written."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from faceunlearn.experiments import layout
+from faceunlearn.experiments.report import MISSING, collect, main
+from faceunlearn.reporting import tidy_rows
+
+
+def make_run(root, stem, seed, method, metrics, scenario="synthetic", config=None, seconds=10.0):
+    """A finished run folder as `faceunlearn sweep` leaves it: results.csv + done.json."""
+    directory = layout.run_dir(root, stem, seed)
+    layout.write_results_atomic(tidy_rows(method, seed, metrics, table_metrics=None), directory / layout.RESULTS)
+    layout.write_json_atomic(directory / layout.DONE, {
+        "config": config or f"configs/{stem}.yaml", "method": method, "seed": seed, "scenario": scenario,
+        "seconds": seconds, "finished_at": layout.now_iso()})
+    return directory
+
+
+RNG = np.random.default_rng(0)
+SEEDS = (0, 1, 2)
+# method -> seed -> metrics; Dispersion lacks retain/R@1 on seed 2, GradientAscent lacks retain/mAP everywhere
+VALUES = {
+    method: {seed: {key: float(RNG.uniform(0.05, 0.95)) for key in
+                    ("forget/mAP", "forget/R@1", "retain/mAP", "retain/R@1", "forget/CS", "retain/CS", "forget/acc",
+                     "retain/acc", "forget_extended/mAP", "forget_extended/R@1", "retain/num_queries_without_relevant")}
+             for seed in SEEDS}
+    for method in ("Original", "Dispersion", "GradientAscent", "MyMethod")
+}
+del VALUES["Dispersion"][2]["retain/R@1"]
+for seed in SEEDS:
+    del VALUES["GradientAscent"][seed]["retain/mAP"]
+    del VALUES["MyMethod"][seed]["forget_extended/R@1"]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    root = tmp_path / "sweep"
+    stems = {"Original": "original", "Dispersion": "demo_disp", "GradientAscent": "demo_ga", "MyMethod": "mine"}
+    for method, by_seed in VALUES.items():
+        for seed, metrics in by_seed.items():
+            make_run(root, stems[method], seed, method, metrics)
+    # noise the report must ignore: a crashed copy and an unfinished run
+    (root / "demo_disp/seed0.crashed-20250101-000000").mkdir()
+    (root / "demo_disp/seed0.crashed-20250101-000000/results.csv").write_text("garbage")
+    (root / "demo_ga/seed7").mkdir()
+    return root
+
+
+def _report(run_dir, capsys, *extra):
+    main([str(run_dir), *extra])
+    out = run_dir / "report"
+    with (out / "report.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    return capsys.readouterr().out, (out / "report.md").read_text(), table, (out / "report.tex").read_text()
+
+
+def test_mean_and_std_are_numpys(run_dir, capsys):
+    printed, markdown, table, tex = _report(run_dir, capsys)
+    assert len(collect(run_dir)) == 12
+    rows = {(row["method"], row["table"], row["benchmark"], row["metric"]): row for row in table}
+    for method, by_seed in VALUES.items():
+        for key in ("forget/mAP", "forget/CS", "retain/acc", "forget_extended/mAP"):
+            values = [by_seed[seed][key] for seed in SEEDS]
+            benchmark, metric = key.split("/")
+            row = next(row for (m, _, b, me), row in rows.items() if (m, b, me) == (method, benchmark, metric))
+            assert float(row["mean"]) == pytest.approx(np.mean(values), abs=1e-12)
+            assert float(row["std"]) == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+            assert row["n"] == "3"
+    # displayed: % with 2 decimals, CS with 3
+    values = [VALUES["Dispersion"][seed]["forget/mAP"] for seed in SEEDS]
+    assert f"{100 * np.mean(values):.2f} ± {100 * np.std(values, ddof=1):.2f}" in markdown
+    cs = [VALUES["Dispersion"][seed]["forget/CS"] for seed in SEEDS]
+    assert f"{np.mean(cs):.3f} ± {np.std(cs, ddof=1):.3f}" in markdown
+    assert f"{100 * np.mean(values):.2f}$\\pm${100 * np.std(values, ddof=1):.2f}" in tex
+    assert markdown in printed
+
+
+def test_paper_order_and_columns(run_dir, capsys):
+    _, markdown, table, _ = _report(run_dir, capsys)
+    table1 = markdown.split("### Table 1")[1].split("###")[0]
+    lines = [line for line in table1.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert [line.split(" | ")[0][2:] for line in lines] == ["Original", "GradientAscent", "Dispersion", "MyMethod"]
+    assert "| method | seeds | forget mAP | forget R@1 | retain (held-out) mAP | retain (held-out) R@1 |" in table1
+    assert "not in these runs" in table1 and "CFP-FP mAP" in table1  # real-data columns named, not silently dropped
+    assert {row["table"] for row in table} == {"table1", "table2", "table3"}
+
+
+def test_missing_values_are_shown_as_missing(run_dir, capsys):
+    _, markdown, table, tex = _report(run_dir, capsys)
+    table1 = markdown.split("### Table 1")[1].split("###")[0]
+    ga = next(line for line in table1.splitlines() if line.startswith("| GradientAscent"))
+    assert ga.split(" | ")[4] == MISSING  # retain mAP of every GradientAscent run
+    disp = next(line for line in table1.splitlines() if line.startswith("| Dispersion"))
+    values = [VALUES["Dispersion"][seed]["retain/R@1"] for seed in (0, 1)]
+    assert disp.rstrip(" |").split(" | ")[-1] == f"{100 * np.mean(values):.2f} ± {100 * np.std(values, ddof=1):.2f} (n=2)"
+    rows = {(row["method"], row["table"], row["benchmark"], row["metric"]): row for row in table}
+    assert rows["GradientAscent", "table1", "retain", "mAP"] == {
+        "method": "GradientAscent", "table": "table1", "benchmark": "retain", "metric": "mAP", "mean": "", "std": "",
+        "n": "0", "scenario": "synthetic"}
+    assert rows["Dispersion", "table1", "retain", "R@1"]["n"] == "2"
+    # a column no run has at all: every cell missing, and a note says so
+    for seed in SEEDS:
+        path = run_dir / f"mine/seed{seed}/results.csv"
+        kept = [line for line in path.read_text().splitlines() if ",forget_extended," not in line]
+        path.write_text("\n".join(kept) + "\n")
+    for stem in ("original", "demo_disp", "demo_ga"):
+        for seed in SEEDS:
+            path = run_dir / f"{stem}/seed{seed}/results.csv"
+            path.write_text("\n".join(line for line in path.read_text().splitlines() if ",forget_extended,R@1," not in line) + "\n")
+    _, markdown, _, tex = _report(run_dir, capsys)
+    table3 = markdown.split("### Table 3")[1].split("###")[0]
+    assert "missing in every run: forget ext. R@1" in table3
+    assert all(line.split(" | ")[3] == MISSING for line in table3.splitlines() if line.startswith("| ") and "method" not in line)
+    assert "n/a" in tex
+
+
+def test_one_seed_and_table_4_absent(tmp_path, capsys):
+    root = tmp_path / "one"
+    make_run(root, "original", 0, "Original", {"forget/mAP": 0.9, "forget/R@1": 1.0})
+    make_run(root, "demo_disp", 0, "Dispersion", {"forget/mAP": 0.3, "forget/R@1": 0.8})
+    printed, markdown, _, tex = _report(root, capsys)
+    assert "| Dispersion | 0 | 30.00 ± — | 80.00 ± — |" in markdown
+    assert f"no runs of scenario vggface2 in {root}" in markdown
+    assert "% Table 4: VGGFace2 forget scenario" in tex and "\\begin{tabular}" in tex and "\\toprule" in tex
+    assert "\\pm" not in tex.split("Table 1")[1].split("end{table}")[0]  # one seed: no ± in LaTeX
+
+
+def test_table_4_from_vggface2_runs_and_separate_scenarios(tmp_path, capsys):
+    root = tmp_path / "paper"
+    for seed in SEEDS:
+        make_run(root, "original", seed, "Original", {"forget/mAP": 0.88 + seed / 100, "cfp/mAP": 0.9, "vggface2/mAP": 0.89}, "celeba")
+        make_run(root, "disp_celeba", seed, "Dispersion", {"forget/mAP": 0.18, "cfp/mAP": 0.89}, "celeba")
+        make_run(root, "original_vggface2", seed, "Original",
+                 {"forget/mAP": 0.95, "forget_extended/mAP": 0.894, "forget_extended/R@1": 0.979, "cfp_extended/mAP": 0.7}, "vggface2")
+        make_run(root, "disp_vggface2", seed, "Dispersion",
+                 {"forget/mAP": 0.1, "forget_extended/mAP": 0.047, "forget_extended/R@1": 0.79, "cfp_extended/mAP": 0.67}, "vggface2")
+    _, markdown, table, tex = _report(root, capsys, "--tables", "1", "4")
+    table1 = markdown.split("### Table 1")[1].split("###")[0]
+    header = next(line for line in table1.splitlines() if line.startswith("| method"))
+    assert header == "| method | seeds | forget mAP | forget R@1 | CFP-FP mAP | CFP-FP R@1 | VGGFace2 mAP | VGGFace2 R@1 |"
+    assert "not in these runs (other protocols' benchmarks): retain (held-out) mAP, retain (held-out) R@1." in table1
+    assert "| Original | 0 1 2 | 89.00 ± 1.00 |" in table1  # only the CelebA Original, not the VGGFace2 one
+    table4 = markdown.split("### Table 4")[1].split("###")[0]
+    assert "| Dispersion | 0 1 2 | 10.00 ± 0.00 | n/a (missing) | 4.70 ± 0.00 | 79.00 ± 0.00 | 67.00 ± 0.00 | n/a (missing) |" in table4
+    assert {row["table"] for row in table} == {"table1", "table4"}
+    assert "Table 2" not in markdown
+
+
+def test_two_configs_of_one_method_are_separate_rows(tmp_path, capsys):
+    root = tmp_path / "two"
+    for seed in (0, 1):
+        make_run(root, "demo_disp", seed, "Dispersion", {"forget/mAP": 0.3})
+        make_run(root, "demo_disp_lr3", seed, "Dispersion", {"forget/mAP": 0.5})
+    _, markdown, _, _ = _report(root, capsys)
+    assert "| Dispersion (demo_disp) | 0 1 | 30.00 ± 0.00 |" in markdown
+    assert "| Dispersion (demo_disp_lr3) | 0 1 | 50.00 ± 0.00 |" in markdown

@@ -1,0 +1,245 @@
+"""faceunlearn sweep: the run-folder contract, resuming, the Original once per seed, and one real tiny sweep."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from faceunlearn.experiments import layout, sweep
+from faceunlearn.experiments.report import collect
+
+REPO = Path(__file__).resolve().parents[1]
+DISP, GA = str(REPO / "configs/demo_disp.yaml"), str(REPO / "configs/demo_ga.yaml")
+FINETUNE = str(REPO / "configs/demo_finetune.yaml")
+
+
+class FakeRunner:
+    """Stands in for sweep.run_one: records each run, writes a file into its folder, returns metrics."""
+
+    def __init__(self, fail_on=None):
+        self.calls = []
+        self.fail_on = fail_on
+
+    def __call__(self, spec):
+        self.calls.append(spec)
+        assert spec.run_dir.is_dir() and not any(spec.run_dir.iterdir())  # a fresh, empty folder
+        (spec.run_dir / "events.out.tfevents.fake").write_text("x")
+        if self.fail_on == spec.name:
+            raise RuntimeError("killed")
+        method = "Original" if spec.kind == "original" else Path(spec.config).stem
+        value = 0.1 * spec.seed + (0.5 if spec.kind == "original" else 0.2)
+        return sweep.RunResult(method, {"forget/mAP": value, "forget/CS": value / 2, "retain/num_queries_without_relevant": 0.0},
+                               {"global_step": 3})
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    """Configs that need no checkpoint (init_weights = an existing dummy file), and a fake runner."""
+    weights = tmp_path / "original.ckpt"
+    weights.write_bytes(b"weights")
+    runner = FakeRunner()
+    monkeypatch.setattr(sweep, "run_one", runner)
+    override = ["--model.init_args.init_weights", str(weights)]
+    return runner, override, tmp_path / "out"
+
+
+def _arg(spec, name):
+    return spec.args[len(spec.args) - 1 - spec.args[::-1].index(name) + 1]  # the last occurrence wins
+
+
+def test_layout_args_and_done_files(fake, capsys):
+    runner, override, out = fake
+    specs = sweep.sweep([DISP, GA], [0, 1], str(out), overrides=override)
+    names = [spec.name for spec in runner.calls]
+    assert names == ["original/seed0", "demo_disp/seed0", "demo_ga/seed0", "original/seed1", "demo_disp/seed1", "demo_ga/seed1"]
+    assert [spec.name for spec in specs] == names
+    # the Original is evaluated once per seed; each seed its own --data.seed / --seed_everything
+    originals = [spec for spec in runner.calls if spec.kind == "original"]
+    assert [_arg(spec, "--data.seed") for spec in originals] == ["0", "1"]
+    for spec in runner.calls:
+        assert _arg(spec, "--data.seed") == _arg(spec, "--seed_everything") == str(spec.seed)
+        assert _arg(spec, "--trainer.logger.init_args.save_dir") == str(spec.run_dir)
+        assert _arg(spec, "--trainer.logger.init_args.name") == _arg(spec, "--trainer.logger.init_args.version") == ""
+        assert _arg(spec, "--checkpoint.dirpath") == str(spec.run_dir / "checkpoints")
+        assert ("--trainer.num_sanity_val_steps" in spec.args) == (spec.kind == "method")
+        assert _arg(spec, "--model.init_args.init_weights") == override[1]
+    for spec in specs:
+        done = json.loads((spec.run_dir / "done.json").read_text())
+        assert {"config", "method", "seed", "scenario", "seconds", "finished_at"} <= set(done)
+        assert done["seed"] == spec.seed and done["scenario"] == "synthetic"
+        assert done["method"] == ("Original" if spec.kind == "original" else Path(spec.config).stem)
+        header, *lines = (spec.run_dir / "results.csv").read_text().splitlines()
+        assert header == "method,seed,benchmark,metric,value" and len(lines) == 3  # every metric, not only table ones
+    printed = capsys.readouterr().out
+    assert "run 1/6 done" in printed and "5 left" in printed and "ETA" in printed and "elapsed" in printed
+    assert "run 6/6 done" in printed and "0 left" in printed
+
+
+def test_finished_runs_are_skipped_and_crashed_ones_moved_aside(fake, capsys):
+    runner, override, out = fake
+    sweep.sweep([DISP], [0, 1], str(out), overrides=override)
+    finished = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # a killed run: folder without done.json
+    crashed = out / "demo_disp/seed1"
+    (crashed / "done.json").unlink()
+    (crashed / "partial.txt").write_text("half")
+    runner.calls.clear()
+    capsys.readouterr()
+    sweep.sweep([DISP], [0, 1], str(out), overrides=override)
+    assert [spec.name for spec in runner.calls] == ["demo_disp/seed1"]  # only the unfinished run is redone
+    printed = capsys.readouterr().out
+    assert "skip original/seed0" in printed and "3 finished, 1 to run" in printed and "run 1/1 done" in printed
+    aside = list(out.glob("demo_disp/seed1.crashed-*"))
+    assert len(aside) == 1 and (aside[0] / "partial.txt").read_text() == "half"  # kept, not deleted
+    assert (crashed / "done.json").is_file() and not (crashed / "partial.txt").exists()  # redone from scratch
+    for path, content in finished.items():  # nothing finished was overwritten
+        if crashed not in path.parents:
+            assert path.read_bytes() == content
+    # the report reads only finished runs, not the crashed copy
+    assert sorted((run.method, run.seed) for run in collect(out)) == [
+        ("Original", 0), ("Original", 1), ("demo_disp", 0), ("demo_disp", 1)]
+
+
+def test_a_failing_run_leaves_no_done_json_and_stops(fake):
+    runner, override, out = fake
+    runner.fail_on = "demo_disp/seed0"
+    with pytest.raises(RuntimeError, match="killed"):
+        sweep.sweep([DISP, GA], [0], str(out), overrides=override)
+    assert layout.is_finished(out / "original/seed0") and not layout.is_finished(out / "demo_disp/seed0")
+    assert not (out / layout.LOCK).exists()  # the lock is released
+    runner.fail_on = None
+    runner.calls.clear()
+    sweep.sweep([DISP, GA], [0], str(out), overrides=override)
+    assert [spec.name for spec in runner.calls] == ["demo_disp/seed0", "demo_ga/seed0"]
+    assert len(list(out.glob("demo_disp/seed0.crashed-*"))) == 1
+
+
+def test_changed_settings_warn_but_keep_the_finished_run(fake, capsys, tmp_path):
+    runner, override, out = fake
+    config = tmp_path / "demo_disp.yaml"
+    config.write_text(Path(DISP).read_text())
+    sweep.sweep([str(config)], [0], str(out), overrides=override)
+    config.write_text(Path(DISP).read_text() + "\n# changed\n")
+    runner.calls.clear()
+    capsys.readouterr()
+    sweep.sweep([str(config)], [0], str(out), overrides=override)
+    assert runner.calls == []
+    assert "different config file content" in capsys.readouterr().out
+
+
+def test_finetune_configs_are_left_out_and_the_original_comes_from_the_finetune_config(fake, monkeypatch, tmp_path, capsys):
+    runner, override, out = fake
+    checkpoint = tmp_path / "ft/last.ckpt"
+    monkeypatch.setattr(sweep, "ensure_original", lambda config, overrides: checkpoint)
+    sweep.sweep([FINETUNE, DISP], [3], str(out), finetune_config=FINETUNE)
+    assert [spec.name for spec in runner.calls] == ["original/seed3", "demo_disp/seed3"]
+    assert all(_arg(spec, "--model.init_args.init_weights") == str(checkpoint) for spec in runner.calls)
+    assert "not a method run" in capsys.readouterr().out
+
+
+def test_missing_original_and_other_sweeps_are_refused(fake, tmp_path):
+    runner, override, out = fake
+    with pytest.raises(SystemExit, match="--finetune-config"):
+        sweep.sweep([DISP], [0], str(out), overrides=["--model.init_args.init_weights", str(tmp_path / "absent.ckpt")])
+    (out).mkdir(parents=True, exist_ok=True)
+    (out / layout.LOCK).write_text(json.dumps({"pid": 1, "host": "another-host", "since": "now"}))
+    with pytest.raises(SystemExit, match="another sweep"):
+        sweep.sweep([DISP], [0], str(out), overrides=override)
+    assert runner.calls == []
+
+
+# ---------------------------------------------------------------------------------------- real runs
+def test_tiny_real_sweep(tmp_path, random_packed, capsys):
+    """1 method × 2 forget sets on tiny noise data, then a second invocation that skips everything."""
+    data = ["--data.root", str(random_packed.root), "--data.synthetic", "null", "--data.eval_retain_identities", "4",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    finetune = [*data, "--trainer.max_epochs", "1", "--checkpoint.dirpath", str(tmp_path / "original"),
+                "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
+    method = [*data, "--data.num_forget_identities", "8", "--data.batch_size", "16",
+              "--data.batches_per_epoch", "2", "--trainer.max_epochs", "1"]
+    out = tmp_path / "sweep"
+    specs = sweep.sweep([DISP], [0, 1], str(out), FINETUNE, method, finetune)
+    assert [spec.name for spec in specs] == ["original/seed0", "demo_disp/seed0", "original/seed1", "demo_disp/seed1"]
+    done = {spec.name: layout.read_done(spec.run_dir) for spec in specs}
+    assert done["demo_disp/seed0"]["method"] == "Dispersion" and done["demo_disp/seed0"]["global_step"] == 2
+    forget_sets = [done[f"demo_disp/seed{k}"]["forget_identities"] for k in (0, 1)]
+    assert len(forget_sets[0]) == 8 and forget_sets[0] != forget_sets[1]  # each seed its own forget set
+    assert done["original/seed0"]["forget_identities"] == forget_sets[0]
+    assert done["original/seed0"]["global_step"] == 0 and done["original/seed0"]["evaluations"] == 1
+    assert done["demo_disp/seed0"]["evaluations"] == 1  # no step-0 evaluation: the Original's run gives it
+    runs = {(run.method, run.seed): run.metrics for run in collect(out)}
+    assert runs["Original", 0]["forget", "mAP"] != runs["Original", 1]["forget", "mAP"]
+    assert ("retain_extended", "mAP") in runs["Dispersion", 1]  # every metric is kept
+    for spec in specs:
+        assert list(spec.run_dir.glob("events.out.tfevents.*")), spec.run_dir  # TensorBoard writes into the run dir
+        assert (spec.run_dir / "config.yaml").is_file()
+    assert (out / "demo_disp/seed0/checkpoints/last.ckpt").is_file()
+    capsys.readouterr()
+    sweep.sweep([DISP], [0, 1], str(out), FINETUNE, method, finetune)
+    printed = capsys.readouterr().out
+    assert "4 finished, 0 to run" in printed and "run 1/" not in printed
+
+
+def test_an_unfinished_original_is_resumed_and_a_finished_one_reused(tmp_path, monkeypatch):
+    import faceunlearn.cli
+
+    checkpoint = tmp_path / "ft/last.ckpt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"ckpt")
+    fits = []
+
+    class Fake:
+        def __init__(self, args, run):
+            trainer = type("T", (), {"checkpoint_callback": type("C", (), {"dirpath": str(checkpoint.parent)})()})()
+            trainer.fit = lambda model, data, ckpt_path=None: fits.append(ckpt_path)
+            self.trainer, self.model, self.datamodule = trainer, None, None
+
+    monkeypatch.setattr(faceunlearn.cli, "cli_main", Fake)
+    overrides = ["--checkpoint.dirpath", str(checkpoint.parent)]  # demo_finetune.yaml: max_epochs 6
+    monkeypatch.setattr(sweep, "_checkpoint_epoch", lambda path: 5)
+    assert sweep.ensure_original(FINETUNE, overrides) == checkpoint and fits == []
+    monkeypatch.setattr(sweep, "_checkpoint_epoch", lambda path: 2)  # killed after epoch 3 of 6
+    assert sweep.ensure_original(FINETUNE, overrides) == checkpoint and fits == [checkpoint]
+    checkpoint.unlink()
+    sweep.ensure_original(FINETUNE, overrides)
+    assert fits == [checkpoint, None]
+
+
+def test_compare_is_a_one_seed_sweep_with_tables_1_and_2(fake, monkeypatch, capsys):
+    from faceunlearn import compare
+
+    runner, override, out = fake
+    checkpoint = out.parent / "ft/last.ckpt"
+    monkeypatch.setattr(sweep, "ensure_original", lambda config, overrides: checkpoint)
+    compare.main(["--configs", DISP, GA, "--finetune-config", FINETUNE, "--out", str(out), "--override", "--trainer.max_epochs 2"])
+    assert [spec.name for spec in runner.calls] == ["original/seed0", "demo_disp/seed0", "demo_ga/seed0"]  # data.seed of demo_disp
+    assert all(_arg(spec, "--trainer.max_epochs") == "2" for spec in runner.calls if spec.kind == "method")
+    header, *lines = (out / "results.csv").read_text().splitlines()
+    assert header == "method,seed,benchmark,metric,value" and len(lines) == 9
+    markdown = (out / "results.md").read_text()
+    assert "Table 1: base retrieval" in markdown and "Table 2: cluster compactness" in markdown and "Table 3" not in markdown
+    assert "| Original | 0 | 50.00 | n/a (missing) |" in markdown and "±" not in markdown
+    printed = capsys.readouterr().out
+    assert markdown.split("\n", 2)[2].strip() in printed and "Time per run" in printed
+    runner.calls.clear()
+    compare.main(["--configs", DISP, GA, "--finetune-config", FINETUNE, "--out", str(out), "--override", "--trainer.max_epochs 2", "--seed", "1"])
+    assert [spec.name for spec in runner.calls] == ["original/seed1", "demo_disp/seed1", "demo_ga/seed1"]
+
+
+def test_each_scenario_has_its_own_original(fake, monkeypatch, tmp_path):
+    """The finetune config's Original serves its scenario; the VGGFace2 scenario keeps its own start weights."""
+    runner, override, out = fake
+    backbone = tmp_path / "backbone.pth"
+    backbone.write_bytes(b"glint")
+    vgg = tmp_path / "disp_vggface2.yaml"
+    vgg.write_text((REPO / "configs/disp_vggface2.yaml").read_text().replace(
+        "$FACEUNLEARN_WEIGHTS/glint360k_cosface_r50_fp16_0.1/backbone.pth", str(backbone)))
+    checkpoint = tmp_path / "ft/last.ckpt"
+    monkeypatch.setattr(sweep, "ensure_original", lambda config, overrides: checkpoint)
+    specs = sweep.sweep([DISP, str(vgg)], [0], str(out), finetune_config=FINETUNE)
+    assert [spec.name for spec in specs] == ["original/seed0", "original_vggface2/seed0", "demo_disp/seed0", "disp_vggface2/seed0"]
+    starts = {spec.name: spec.init_weights for spec in specs}
+    assert starts == {"original/seed0": str(checkpoint), "demo_disp/seed0": str(checkpoint),
+                      "original_vggface2/seed0": str(backbone), "disp_vggface2/seed0": str(backbone)}
+    assert "--model.init_args.init_weights" not in specs[3].args  # its config's own weights
+    assert layout.read_done(out / "original_vggface2/seed0")["scenario"] == "vggface2"
