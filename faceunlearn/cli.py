@@ -40,6 +40,7 @@ SUBCOMMANDS = {
     "compare": "faceunlearn.compare",
     "sweep": "faceunlearn.experiments.sweep",
     "report": "faceunlearn.experiments.report",
+    "figures": "faceunlearn.figures.cli",
     "prepare": "faceunlearn.prepare.cli",
     "export": "faceunlearn.export",
     "check-disjoint": "faceunlearn.check_disjoint",

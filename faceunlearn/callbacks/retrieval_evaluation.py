@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from faceunlearn.callbacks.gather import drop_duplicate_ids, gather_rows
+from faceunlearn.callbacks.snapshots import RunRecord, take_snapshot
 from faceunlearn.metrics.benchmarks import EmbeddingTable, evaluate_benchmarks, parse_benchmarks
 from faceunlearn.reporting import tidy_rows, write_csv
 
@@ -56,34 +57,86 @@ class RetrievalEvaluation(L.Callback):
     logged at step 0. ``history`` keeps ``(global_step, metrics)`` of every evaluation. At set-up
     the callback tells the DataModule which subsets to embed (only those the benchmarks use).
 
+    During ``fit``, with a logger, the run folder (``trainer.log_dir``) also gets (see
+    ``faceunlearn.runfiles``): ``history.csv``, every evaluation as ``step,benchmark,metric,value``
+    (a resumed fit appends); and, for the ``snapshots`` subsets, ``embeddings/step<N>.pt`` of the
+    first and the last evaluation (step 0 and the final step), also shown in TensorBoard's
+    embedding projector, and at the end of the fit a t-SNE figure (before/after × subset, the
+    paper's Figure 1) in ``figures/tsne.png`` and as the TensorBoard image ``embeddings/tsne``.
+
     Args:
         benchmarks: name → subsets (default: the demo's ``forget`` and ``retain``).
         ks: the k of R@k.
         results_csv: where ``validate``/``test`` write the tidy CSV (``method,seed,benchmark,metric,value``);
             default ``<log_dir>/retrieval_metrics.csv`` of the run.
+        snapshots: DataModule subsets whose embeddings a fit saves (e.g. ``[forget, retain_eval]``);
+            None saves none. They are embedded during fit's evaluations even if no benchmark reads them.
+        snapshot_max_per_subset: cap on a snapshot subset's images: whole identities in a seeded
+            order while they fit (the same images at every step).
+        snapshot_every_evaluation: keep a snapshot (and a projector entry) of every evaluation,
+            not only the first and the last.
+        snapshot_figure: draw the t-SNE figure at the end of the fit (needs scikit-learn).
     """
 
-    def __init__(self, benchmarks: dict[str, dict] | None = None, ks: list[int] | None = None, results_csv: str | None = None):
+    def __init__(
+        self,
+        benchmarks: dict[str, dict] | None = None,
+        ks: list[int] | None = None,
+        results_csv: str | None = None,
+        snapshots: list[str] | None = None,
+        snapshot_max_per_subset: int = 1000,
+        snapshot_every_evaluation: bool = False,
+        snapshot_figure: bool = True,
+    ):
         super().__init__()
         self.benchmarks = parse_benchmarks(benchmarks or DEFAULT_BENCHMARKS)
         self.ks = tuple(ks or (1, 5, 10))
         if min(self.ks) < 1:
             raise ValueError(f"evaluation.ks must be positive integers, got {list(self.ks)}")
+        if snapshot_max_per_subset < 1:
+            raise ValueError(f"evaluation.snapshot_max_per_subset must be positive, got {snapshot_max_per_subset}")
         self.results_csv = results_csv
+        self.snapshots = list(dict.fromkeys(snapshots or ()))
+        self.snapshot_max_per_subset = snapshot_max_per_subset
+        self.snapshot_every_evaluation = snapshot_every_evaluation
+        self.snapshot_figure = snapshot_figure
         self.history: list[tuple[int, dict[str, float]]] = []
         self.seconds = 0.0
         self._started = 0.0
         self._chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._record: RunRecord | None = None  # the fit's history and snapshots (rank 0, with a log dir)
+
+    @property
+    def benchmark_subsets(self) -> list[str]:
+        """Every DataModule subset some benchmark reads."""
+        return sorted(set().union(*(benchmark.subsets for benchmark in self.benchmarks.values())))
 
     @property
     def subsets(self) -> list[str]:
-        """Every DataModule subset some benchmark reads."""
-        return sorted(set().union(*(benchmark.subsets for benchmark in self.benchmarks.values())))
+        """Every DataModule subset a fit's evaluation embeds: the benchmarks' and the snapshots'."""
+        return sorted({*self.benchmark_subsets, *self.snapshots})
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
         if datamodule is not None and hasattr(datamodule, "eval_subset_names"):
-            datamodule.eval_subset_names = self.subsets
+            # snapshots are taken during fit only; validate/test embed just what the benchmarks read
+            datamodule.eval_subset_names = self.subsets if stage == "fit" else self.benchmark_subsets
+
+    # -- the run record (fit only) ---------------------------------------------------------------
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # trainer.log_dir is a collective under DDP: every rank asks, rank 0 writes
+        log_dir = trainer.log_dir if trainer.loggers else None
+        self._record = None
+        if log_dir and trainer.is_global_zero:
+            self._record = RunRecord(log_dir, self.snapshots, self.snapshot_max_per_subset, self.snapshot_every_evaluation)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._record is not None:  # (or at the step-0 evaluation, which comes first)
+            self._record.start(trainer.global_step)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._record is not None:
+            self._record.finish(_tensorboard(trainer), figure=self.snapshot_figure)
 
     # -- collection ----------------------------------------------------------------------------
     def _reset(self, *args) -> None:
@@ -111,11 +164,15 @@ class RetrievalEvaluation(L.Callback):
                 labels = image_ids = torch.zeros(0, dtype=torch.long, device=pl_module.device)
             embeddings, labels, image_ids = gather_rows(trainer.strategy, embeddings, labels, image_ids)
             image_ids, embeddings, labels = drop_duplicate_ids(image_ids, embeddings, labels)
-        metrics = None
+        metrics = snapshot = None
+        fitting = trainer.state.fn == "fit"
         if trainer.is_global_zero and embeddings is not None and len(embeddings):
             head = getattr(pl_module, "head", None)
             head_weight = head.weight.detach() if head is not None else None
-            metrics = self.compute(embeddings, labels, image_ids, trainer.datamodule.subsets, head_weight)
+            table = EmbeddingTable(embeddings, labels, image_ids, trainer.datamodule.subsets)
+            metrics = evaluate_benchmarks(self.benchmarks, table, head_weight, self.ks)
+            if fitting and self.snapshots and self._record is not None:
+                snapshot = take_snapshot(table, self.snapshots, self.snapshot_max_per_subset)
         if trainer.world_size > 1:
             metrics = trainer.strategy.broadcast(metrics, src=0)  # computed once, identical on every rank
         if metrics is None:
@@ -127,6 +184,9 @@ class RetrievalEvaluation(L.Callback):
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
+        if fitting and self._record is not None:
+            self._record.start(trainer.global_step)  # once per fit, after the checkpoint is restored
+            self._record.record(trainer.global_step, metrics, snapshot, _tensorboard(trainer))
         if not trainer.sanity_checking:
             # Already identical on every rank: a max-reduction keeps them bit-exact (a mean could round)
             # and tells Lightning the epoch-level values are synchronised.
@@ -153,3 +213,11 @@ class RetrievalEvaluation(L.Callback):
     def of(cls, trainer: L.Trainer) -> "RetrievalEvaluation":
         """The trainer's evaluation callback (e.g. to read ``history`` after a run)."""
         return next(callback for callback in trainer.callbacks if isinstance(callback, cls))
+
+
+def _tensorboard(trainer: L.Trainer):
+    """The SummaryWriter of the trainer's first TensorBoardLogger, or None."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    logger = next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
+    return logger.experiment if logger is not None else None
