@@ -61,7 +61,7 @@ def test_layout_args_and_done_files(fake, capsys):
         assert _arg(spec, "--trainer.logger.init_args.save_dir") == str(spec.run_dir)
         assert _arg(spec, "--trainer.logger.init_args.name") == _arg(spec, "--trainer.logger.init_args.version") == ""
         assert _arg(spec, "--checkpoint.dirpath") == str(spec.run_dir / "checkpoints")
-        assert ("--trainer.num_sanity_val_steps" in spec.args) == (spec.kind == "method")
+        assert "--trainer.num_sanity_val_steps" not in spec.args  # method runs evaluate step 0: curves and t-SNE start there
         assert _arg(spec, "--model.init_args.init_weights") == override[1]
     for spec in specs:
         done = json.loads((spec.run_dir / "done.json").read_text())
@@ -166,7 +166,7 @@ def test_tiny_real_sweep(tmp_path, random_packed, capsys):
     assert len(forget_sets[0]) == 8 and forget_sets[0] != forget_sets[1]  # each seed its own forget set
     assert done["original/seed0"]["forget_identities"] == forget_sets[0]
     assert done["original/seed0"]["global_step"] == 0 and done["original/seed0"]["evaluations"] == 1
-    assert done["demo_disp/seed0"]["evaluations"] == 1  # no step-0 evaluation: the Original's run gives it
+    assert done["demo_disp/seed0"]["evaluations"] == 2  # step 0 (the Original) and the end
     runs = {(run.method, run.seed): run.metrics for run in collect(out)}
     assert runs["Original", 0]["forget", "mAP"] != runs["Original", 1]["forget", "mAP"]
     assert ("retain_extended", "mAP") in runs["Dispersion", 1]  # every metric is kept

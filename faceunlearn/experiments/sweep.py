@@ -16,9 +16,10 @@
   ``configs/demo_*.yaml``) train an Original rather than unlearn: they are left out of the method runs.
 * **Step 0 once per seed.** The Original is evaluated once per seed and scenario, with the data and
   evaluation settings of the scenario's first method config (a ``validate`` run, folder
-  ``original/seed<K>``, or ``original_<scenario>/seed<K>`` outside the main protocol). Method runs
-  skip their own step-0 evaluation (``--trainer.num_sanity_val_steps 0``); their last evaluation
-  (after training) is their result.
+  ``original/seed<K>``, or ``original_<scenario>/seed<K>`` outside the main protocol): the tables'
+  Original row. Method runs keep their own step-0 evaluation (a few seconds on the demo), so each
+  run folder's curves and embedding snapshots (the t-SNE's "before" panels) start at the Original;
+  their last evaluation (after training) is their result.
 * **Resumable.** A run whose folder holds ``done.json`` is skipped (with a warning if it was made
   with other settings: the config file's content, the overrides or the start weights). A folder
   without ``done.json`` (a killed or crashed run) is moved aside to ``<run>.crashed-<timestamp>``
@@ -133,13 +134,11 @@ class RunResult:
     info: dict = field(default_factory=dict)  # extra done.json fields
 
 
-def run_args(config: str, seed: int, run_dir: Path, overrides: list[str], init_weights: str | None, skip_step0: bool) -> list[str]:
+def run_args(config: str, seed: int, run_dir: Path, overrides: list[str], init_weights: str | None) -> list[str]:
     """LightningCLI arguments of one run: config, user overrides, then the sweep's own settings."""
     args = ["--config", config, *overrides, "--seed_everything", str(seed), "--data.seed", str(seed)]
     if init_weights is not None:
         args += ["--model.init_args.init_weights", str(init_weights)]
-    if skip_step0:
-        args += ["--trainer.num_sanity_val_steps", "0"]
     return args + [
         "--trainer.logger.init_args.save_dir", str(run_dir),
         "--trainer.logger.init_args.name", "",
@@ -248,14 +247,14 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
             stem = layout.original_stem(scenario)
             directory = layout.run_dir(out, stem, seed)
             specs.append(RunSpec("original", first.path, stem, seed, scenario, directory,
-                                 run_args(first.path, seed, directory, overrides, weights, skip_step0=False),
+                                 run_args(first.path, seed, directory, overrides, weights),
                                  weights, settings(first.path, weights)))
         for info in configs:
             weights = start_weights[info.scenario]
             directory = layout.run_dir(out, info.stem, seed)
             forced = originals.get(info.scenario)  # None: the config's own init_weights (= weights, checked)
             specs.append(RunSpec("method", info.path, info.stem, seed, info.scenario, directory,
-                                 run_args(info.path, seed, directory, overrides, forced, skip_step0=True),
+                                 run_args(info.path, seed, directory, overrides, forced),
                                  weights, settings(info.path, weights)))
     return specs
 
