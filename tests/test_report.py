@@ -7,13 +7,13 @@ import pytest
 
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.report import MISSING, collect, main
-from faceunlearn.reporting import tidy_rows
+from faceunlearn.reporting import tidy_rows, write_csv
 
 
 def make_run(root, stem, seed, method, metrics, scenario="synthetic", config=None, seconds=10.0):
     """A finished run folder as `faceunlearn sweep` leaves it: results.csv + done.json."""
     directory = layout.run_dir(root, stem, seed)
-    layout.write_results_atomic(tidy_rows(method, seed, metrics, table_metrics=None), directory / layout.RESULTS)
+    write_csv(tidy_rows(method, seed, metrics, table_metrics=None), directory / layout.RESULTS)
     layout.write_json_atomic(directory / layout.DONE, {
         "config": config or f"configs/{stem}.yaml", "method": method, "seed": seed, "scenario": scenario,
         "seconds": seconds, "finished_at": layout.now_iso()})

@@ -50,7 +50,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from faceunlearn.reporting import TIDY_COLUMNS
 
 DONE = "done.json"
 RESULTS = "results.csv"
@@ -95,17 +94,6 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
     _atomic_write_text(Path(path), json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def write_results_atomic(rows: list[dict], path: str | os.PathLike) -> None:
-    """Tidy rows (``faceunlearn.reporting.TIDY_COLUMNS``) as CSV, atomically."""
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=TIDY_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    _atomic_write_text(Path(path), buffer.getvalue())
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:

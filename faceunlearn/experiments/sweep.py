@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceunlearn.experiments import layout
-from faceunlearn.reporting import tidy_rows
+from faceunlearn.reporting import tidy_rows, write_csv
 
 SCENARIO_UNSET = "synthetic"
 #: LightningCLI warns when given args while sys.argv also has some: the sweep's own command line, expected here
@@ -378,7 +378,7 @@ def execute(specs: list[RunSpec], runner=None) -> list[RunSpec]:
 
 def finish(spec: RunSpec, result: RunResult, seconds: float) -> None:
     """results.csv, then done.json — both atomic, done.json last."""
-    layout.write_results_atomic(tidy_rows(result.method, spec.seed, result.metrics, table_metrics=None),
+    write_csv(tidy_rows(result.method, spec.seed, result.metrics, table_metrics=None),
                                 spec.run_dir / layout.RESULTS)
     layout.write_json_atomic(spec.run_dir / layout.DONE, {
         "config": spec.config,
