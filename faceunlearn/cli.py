@@ -21,11 +21,12 @@ from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.data import FaceDataModule
 from faceunlearn.data.packed import PackedDatasetError
 from faceunlearn.methods import FaceModule
+from faceunlearn.models.onnx_backbone import OnnxModelError
 from faceunlearn.models.weights import CheckpointMismatchError
 from faceunlearn.paths import UnsetPathVariableError
 
 #: errors caused by the user's paths and files; printed without a traceback
-USER_ERRORS = (PackedDatasetError, UnsetPathVariableError, CheckpointMismatchError, FileNotFoundError)
+USER_ERRORS = (PackedDatasetError, UnsetPathVariableError, CheckpointMismatchError, FileNotFoundError, OnnxModelError)
 
 TRAINER_DEFAULTS = {
     # Run the whole validation set once before training: the step-0 evaluation of the start model.

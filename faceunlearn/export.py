@@ -22,6 +22,14 @@ its ``hyper_parameters`` give ``backbone`` and ``embedding_size``) or a bare ins
 ``backbone.pth``; both are read with ``torch.load(weights_only=True)`` and loaded strictly. Without
 ``--backbone`` the architecture is inferred from the file (hyper-parameters, else the key layout).
 
+A run that started from an ONNX recognizer (``backbone: onnx``, e.g. SFace) is exported back into
+its own pipeline instead: the converted graph with the trained weights, under the source model's
+input name, input shape (SFace: ``[1, 3, 112, 112]``), output name and input convention (SFace: RGB
+0..255 with the graph's own ``Sub``/``Mul``, so ``cv2.FaceRecognizerSF`` and insightface treat it
+as they treat the source), node names as in the source. It is checked before it appears: the
+exported file's convention (as insightface reads it) equals the source's, and onnxruntime fed as
+the source pipeline feeds it reproduces the PyTorch embedding (cosine ≥ ``MIN_COSINE``).
+
 Exporter: torch's TorchScript-based exporter (``torch.onnx.export(dynamo=False)``), which needs no
 extra package; the torch.export-based one (``dynamo=True``) needs ``onnxscript``, not a dependency.
 """
@@ -39,6 +47,7 @@ import torch
 from torch import nn
 
 from faceunlearn.models.iresnet import DEPTHS, TINY, build_backbone
+from faceunlearn.models.onnx_backbone import OnnxModelError
 from faceunlearn.models.weights import CheckpointMismatchError, load_state_dict_strict
 
 INPUT_NAME = "data"
@@ -194,6 +203,9 @@ def export_onnx(
         raise FileExistsError(f"{str(out)!r} already exists; pass --overwrite to replace it")
     if out.suffix != ".onnx":
         raise ValueError(f"output {str(out)!r} must end in .onnx (insightface routes files by that suffix)")
+    if Path(checkpoint_or_weights).is_file() and _is_onnx_run(checkpoint_or_weights):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return export_onnx_run(checkpoint_or_weights, out, opset)
     model, name = load_backbone(checkpoint_or_weights, backbone, embedding_size)
     size = int(model.features.num_features)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +225,125 @@ def export_onnx(
     return {"path": str(out), "backbone": name, "embedding_size": size, "opset": opset, "min_cosine": cosine}
 
 
+# -- runs that started from an ONNX recognizer (backbone: onnx) -----------------------------------
+def load_onnx_run(path: str | os.PathLike):
+    """The ``OnnxBackbone`` of an ONNX-started run's checkpoint, its trained weights loaded, in eval mode.
+
+    The architecture is rebuilt from the run's source ONNX file (``init_weights``), which must be
+    the file the run started from (SHA-256 recorded in the checkpoint).
+    """
+    from faceunlearn.models.onnx_backbone import OnnxBackbone
+    from faceunlearn.models.weights import resolve_weights_path
+
+    loaded = torch.load(Path(path), map_location="cpu", weights_only=True)
+    hp = dict(loaded.get("hyper_parameters") or {})
+    if hp.get("init_weights") is None:
+        raise CheckpointMismatchError(f"{path}: a backbone: onnx checkpoint without init_weights (the source ONNX file)")
+    model = OnnxBackbone(resolve_weights_path(hp["init_weights"]), hp.get("input_mean"), hp.get("input_std"))
+    recorded = (loaded.get("start_weights") or {}).get("sha256")
+    if recorded and recorded != model.source_sha256:
+        raise CheckpointMismatchError(
+            f"{path} was trained from an ONNX file with sha256 {recorded[:12]}…, but {model.source} now has "
+            f"{model.source_sha256[:12]}…: the export needs the run's own source model"
+        )
+    state = {key[len("backbone."):]: value for key, value in loaded["state_dict"].items() if key.startswith("backbone.")}
+    load_state_dict_strict(model, state, f"the ONNX backbone of {model.source}")
+    return model.eval()
+
+
+def _source_names(model) -> tuple[str, str]:
+    import onnx
+
+    graph = onnx.load(str(model.source), load_external_data=False).graph
+    return model.convention.name, graph.output[0].name
+
+
+def _rename_nodes_like_the_source(path: Path) -> None:
+    """``/conv_1/Conv`` → ``conv_1``: the exporter prefixes the module path; onnx2torch named modules
+    after the source's nodes, and insightface decides a model's input convention from node names."""
+    import onnx
+
+    model = onnx.load(str(path))
+    seen: dict[str, int] = {}
+    for node in model.graph.node:
+        base = node.name.strip("/").split("/")[0] or node.op_type
+        seen[base] = seen.get(base, 0) + 1
+        node.name = base if seen[base] == 1 else f"{base}_{seen[base] - 1}"
+    onnx.save(model, str(path))
+
+
+def verify_onnx_export(model, onnx_path: str | os.PathLike, num_images: int = 3, seed: int = 0) -> float:
+    """Minimum cosine between onnxruntime on the exported file (fed as the source pipeline feeds its
+    model: ``(pixels − mean)/std``) and the PyTorch backbone; the exported graph must also keep the
+    source's input convention as insightface reads it."""
+    import onnxruntime
+
+    from faceunlearn.models.onnx_backbone import clean_onnx, insightface_convention
+
+    import onnx
+
+    exported = insightface_convention(clean_onnx(onnx.load(str(onnx_path))))
+    source = model.convention
+    if (exported.name, tuple(exported.shape), exported.mean, exported.std) != (source.name, tuple(source.shape), source.mean, source.std):
+        raise ExportError(f"the exported input convention {exported} differs from the source model's {source}")
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    rgb = np.random.default_rng(seed).integers(0, 256, (num_images, 112, 112, 3), dtype=np.uint8)
+    batch = source.shape[0] if isinstance(source.shape[0], int) else num_images
+    pixels = rgb.transpose(0, 3, 1, 2).astype(np.float32)
+    if not source.rgb:
+        pixels = pixels[:, ::-1].copy()
+    onnx_embeddings = np.concatenate([
+        session.run(None, {source.name: (pixels[i:i + batch] - source.mean) / source.std})[0] for i in range(0, num_images, batch)
+    ])
+    with torch.no_grad():
+        torch_embeddings = model(torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1.0)
+    cosine = float(torch.nn.functional.cosine_similarity(torch.from_numpy(onnx_embeddings).double(), torch_embeddings.double(), dim=1).min())
+    if not cosine >= MIN_COSINE:
+        raise ExportError(f"the ONNX model's embeddings differ from PyTorch's: min cosine {cosine:.6f} < {MIN_COSINE}")
+    return cosine
+
+
+def export_onnx_run(checkpoint: str | os.PathLike, out: Path, opset: int) -> dict:
+    """Export an ONNX-started run with the source model's input name, shape, convention and output name."""
+    model = load_onnx_run(checkpoint)
+    input_name, output_name = _source_names(model)
+    shape = model.convention.shape
+    dynamic_batch = not isinstance(shape[0], int)
+    example = torch.zeros(1 if dynamic_batch else shape[0], *shape[1:])
+    partial = out.with_name(out.name + ".partial.onnx")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore")
+            torch.onnx.export(
+                model.graph, (example,), str(partial), dynamo=False, input_names=[input_name], output_names=[output_name],
+                dynamic_axes={input_name: {0: shape[0]}, output_name: {0: shape[0]}} if dynamic_batch else None,
+                opset_version=opset, do_constant_folding=True,
+            )
+        _rename_nodes_like_the_source(partial)
+        convention = model.convention
+        _add_metadata(partial, {
+            "faceunlearn.source": str(checkpoint),
+            "faceunlearn.start_model": f"{model.source} (sha256 {model.source_sha256})",
+            "faceunlearn.embedding_size": str(model.embedding_size),
+            "faceunlearn.input": f"{'RGB' if convention.rgb else 'BGR'} {convention.size[0]}x{convention.size[1]}, "
+                                 f"(pixels - {convention.mean:g})/{convention.std:g}, as the source model",
+        })
+        cosine = verify_onnx_export(model, partial)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"path": str(out), "backbone": f"onnx ({model.source.name})", "embedding_size": model.embedding_size,
+            "opset": opset, "min_cosine": cosine, "check": "onnxruntime, source input convention"}
+
+
+def _is_onnx_run(path: str | os.PathLike) -> bool:
+    try:
+        loaded = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return isinstance(loaded, dict) and (loaded.get("hyper_parameters") or {}).get("backbone") == "onnx"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="faceunlearn export",
@@ -227,9 +358,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         result = export_onnx(args.ckpt, args.out, args.backbone, args.embedding_size, args.opset, args.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError, CheckpointMismatchError, ExportError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError, CheckpointMismatchError, ExportError, OnnxModelError) as error:
         raise SystemExit(f"faceunlearn export: error: {error}") from None
+    check = result.get("check", "insightface ArcFaceONNX.get_feat")
     print(
         f"wrote {result['path']}: {result['backbone']}, {result['embedding_size']}-d embedding, opset "
-        f"{result['opset']}; insightface ArcFaceONNX.get_feat vs PyTorch: min cosine {result['min_cosine']:.6f}"
+        f"{result['opset']}; {check} vs PyTorch: min cosine {result['min_cosine']:.6f}"
     )

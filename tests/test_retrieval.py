@@ -143,7 +143,14 @@ def test_count_at_or_above_dense_and_sparse_paths(seed, rows, num_thresholds, nu
 
 
 def test_continuous_embeddings_match_sklearn():
-    """Tie-free float32 embeddings (not grid): equal to sklearn to float32 score precision."""
+    """Continuous float32 embeddings (not grid): equal to sklearn up to float32 score rounding.
+
+    No two float64 scores tie, but the closest relevant/irrelevant pair of one query is only 3.8e-7
+    apart, while the engine's float32 scores are off by up to 1.8e-7 here and by more on another BLAS
+    or CPU: such a near-tie can swap, which moves mAP by ~1e-5 (perturbing every score by up to 1e-5
+    moved it by < 9e-5). mAP is therefore compared to 1e-4; R@k (multiples of 1/150, whose nearest
+    decisions are >= 5e-4 apart in score) still has to match exactly.
+    """
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(40, 128))
     gallery_labels = rng.integers(0, 40, 600)
@@ -153,8 +160,9 @@ def test_continuous_embeddings_match_sklearn():
     want = reference(query.astype(np.float64), query_labels, gallery.astype(np.float64), gallery_labels)
     got = retrieval_metrics(torch.as_tensor(query), torch.as_tensor(query_labels),
                             torch.as_tensor(gallery), torch.as_tensor(gallery_labels), chunk_size=17)
-    assert 0.2 < want["mAP"] < 0.95  # a mid-range benchmark, not a degenerate one
-    assert_same(got, want, tol=1e-6)
+    assert 0.2 < want["mAP"] < 0.95  # a mid-range benchmark, not a degenerate one (0.467)
+    assert got["mAP"] == pytest.approx(want["mAP"], abs=1e-4)
+    assert_same({**got, "mAP": want["mAP"]}, want, tol=1e-9)
 
 
 def test_positives_ranked_beyond_5000():

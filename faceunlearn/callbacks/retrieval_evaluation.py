@@ -160,14 +160,15 @@ class RetrievalEvaluation(L.Callback):
         self._chunks = []
         if trainer.world_size > 1:
             if embeddings is None:  # a rank without batches still joins the collectives
-                embeddings = torch.zeros(0, pl_module.hparams.get("embedding_size", 1), device=pl_module.device)
+                embeddings = torch.zeros(0, getattr(pl_module, "embedding_size", 1), device=pl_module.device)
                 labels = image_ids = torch.zeros(0, dtype=torch.long, device=pl_module.device)
             embeddings, labels, image_ids = gather_rows(trainer.strategy, embeddings, labels, image_ids)
             image_ids, embeddings, labels = drop_duplicate_ids(image_ids, embeddings, labels)
         metrics = snapshot = None
         fitting = trainer.state.fn == "fit"
         if trainer.is_global_zero and embeddings is not None and len(embeddings):
-            head = getattr(pl_module, "head", None)
+            # never an accuracy from a random head: start weights without one get it imprinted first
+            head = getattr(pl_module, "head", None) if getattr(pl_module, "head_ready", True) else None
             head_weight = head.weight.detach() if head is not None else None
             table = EmbeddingTable(embeddings, labels, image_ids, trainer.datamodule.subsets)
             metrics = evaluate_benchmarks(self.benchmarks, table, head_weight, self.ks)

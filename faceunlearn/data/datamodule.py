@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from pathlib import Path
@@ -12,9 +13,9 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from faceunlearn.data.dataset import ConcatFaceImages, FaceImages, collate_batch
-from faceunlearn.data.packed import PackedDatasetError, PackedFaces
+from faceunlearn.data.packed import PackedDatasetError, PackedFaces, split_code
 from faceunlearn.data.samplers import IdentityBalancedBatchSampler, ShuffledBatchSampler
-from faceunlearn.data.splits import choose_forget_identities, split_forget_images, split_per_identity
+from faceunlearn.data.splits import choose_forget_identities, protocol_splits, split_forget_images, split_per_identity
 from faceunlearn.data.synthetic import build_synthetic_dataset
 from faceunlearn.paths import expand_path
 
@@ -90,6 +91,14 @@ class FaceDataModule(L.LightningDataModule):
         eval_retain_identities: number of retain identities in the ``retain_eval`` subset.
         eval_batch_size: batch size for embedding evaluation sets.
         max_distractors: cap on every source's ``distractors`` (seeded draw); None keeps all.
+        evaluation_seed: seeds what defines the benchmarks rather than the forget set: the
+            held-out identities, the per-identity image cap, query/gallery halves and distractor
+            draws. None: ``seed`` (so they vary with the forget set).
+        holdout_identities: move this many training identities (drawn with the evaluation seed) to
+            the held-out split: evaluation identities no training stream ever sees (e.g. 12 of the
+            24 shared celebrities).
+        max_images_per_identity: keep at most this many images per identity (seeded draw with the
+            evaluation seed), in every source; None keeps all.
         num_workers: DataLoader workers (0 reads in the main process; the data is a memory map).
     """
 
@@ -111,6 +120,9 @@ class FaceDataModule(L.LightningDataModule):
         eval_retain_identities: int = 100,
         eval_batch_size: int = 256,
         max_distractors: int | None = None,
+        evaluation_seed: int | None = None,
+        holdout_identities: int = 0,
+        max_images_per_identity: int | None = None,
         num_workers: int = 0,
     ):
         super().__init__()
@@ -164,8 +176,8 @@ class FaceDataModule(L.LightningDataModule):
         if self.packed is not None:
             return
         self.prepare_data()  # idempotent; makes setup() work outside a Trainer too
-        self.packed = packed = PackedFaces.open(self.root)
         hp = self.hparams
+        self.packed = packed = self._protocol_view(PackedFaces.open(self.root), hp.holdout_identities)
         train_rows = packed.select(split="train")
         if len(train_rows) == 0:
             raise PackedDatasetError(f"{self.root} has no images in the 'train' split")
@@ -184,6 +196,7 @@ class FaceDataModule(L.LightningDataModule):
         retain_ids = np.unique(packed.identities[retain_rows])
         rng = np.random.default_rng(hp.seed + 1)
         eval_ids = rng.choice(retain_ids, size=min(hp.eval_retain_identities, len(retain_ids)), replace=False)
+        evaluation_seed = self.evaluation_seed
 
         self.rows = {
             "train": train_rows,
@@ -192,14 +205,30 @@ class FaceDataModule(L.LightningDataModule):
             "forget_test": forget_rows[~in_forget_train],
             "retain": retain_rows,
             "retain_eval": retain_rows[np.isin(packed.identities[retain_rows], eval_ids)],
-            **evaluation_rows(packed, hp.seed, max_distractors=hp.max_distractors),
+            **evaluation_rows(packed, evaluation_seed, max_distractors=hp.max_distractors),
         }
         self.extra = {
-            name: (source, evaluation_rows(source, hp.seed, max_distractors=hp.max_distractors))
-            for name, source in ((name, PackedFaces.open(root)) for name, root in self.extra_roots.items())
+            name: (source, evaluation_rows(source, evaluation_seed, max_distractors=hp.max_distractors))
+            for name, source in ((name, self._protocol_view(PackedFaces.open(root))) for name, root in self.extra_roots.items())
         }
         # Fail at set-up, not mid-training, on an impossible P×K for this forget set.
         self._forget_sampler()
+
+    @property
+    def evaluation_seed(self) -> int:
+        hp = self.hparams
+        return hp.seed if hp.evaluation_seed is None else hp.evaluation_seed
+
+    def _protocol_view(self, packed: PackedFaces, holdout_identities: int = 0) -> PackedFaces:
+        """``packed`` with the protocol's split column (per-identity cap, held-out identities)."""
+        hp = self.hparams
+        if not holdout_identities and hp.max_images_per_identity is None:
+            return packed
+        splits = protocol_splits(
+            packed.identities, packed.splits, split_code("train"), split_code("holdout"),
+            holdout_identities, hp.max_images_per_identity, seed=self.evaluation_seed,
+        )
+        return dataclasses.replace(packed, splits=splits)
 
     def _sources(self):
         """(source index, subset-name prefix, packed dataset, rows by subset) of the main and extra sources."""
@@ -249,6 +278,13 @@ class FaceDataModule(L.LightningDataModule):
             rows = self.rows["train"]
             return self._loader(rows, ShuffledBatchSampler(len(rows), hp.train_batch_size, hp.seed + 2, mirror=True))
         raise KeyError(f"unknown training stream {name!r}; known: forget, retain, train")
+
+    def training_identity_dataloader(self) -> DataLoader:
+        """Every training image of the training identities (D_f^train ∪ D_r), unflipped: the images a
+        CosFace head may be imprinted from (never D_f^test, never an evaluation identity)."""
+        rows = np.sort(np.concatenate([self.rows["forget_train"], self.rows["retain"]]))
+        sampler = BatchSampler(SequentialSampler(range(len(rows))), self.hparams.eval_batch_size, drop_last=False)
+        return self._loader(rows, sampler)
 
     def train_dataloader(self) -> CombinedLoader:
         streams = getattr(self.trainer.lightning_module, "train_streams", ("forget",)) if self.trainer else ("forget",)

@@ -64,3 +64,43 @@ def split_per_identity(identities: np.ndarray, fraction: float, seed: int, min_p
     selected = np.empty(len(identities), dtype=bool)
     selected[order] = position < np.repeat(chosen, counts)
     return selected
+
+
+#: split code of rows a protocol leaves out (``cap_images_per_identity``); no split selects it
+UNUSED_SPLIT = -1
+
+
+def protocol_splits(
+    identities: np.ndarray,
+    splits: np.ndarray,
+    train_code: int,
+    holdout_code: int,
+    holdout_identities: int = 0,
+    max_images_per_identity: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """A pack's split column as a protocol sees it (seeded by the evaluation seed, not the forget seed).
+
+    * ``max_images_per_identity``: every identity keeps a seeded draw of at most that many images;
+      the others get ``UNUSED_SPLIT``.
+    * ``holdout_identities``: that many training identities (seeded draw) become held-out
+      evaluation identities, never seen by a training stream.
+    """
+    splits = np.asarray(splits).astype(np.int8, copy=True)
+    rng = np.random.default_rng(seed)
+    if max_images_per_identity is not None:
+        if max_images_per_identity < 1:
+            raise ValueError(f"max_images_per_identity must be positive, got {max_images_per_identity}")
+        order = np.lexsort((rng.random(len(identities)), identities))
+        _, starts, counts = np.unique(identities[order], return_index=True, return_counts=True)
+        position = np.arange(len(order)) - np.repeat(starts, counts)
+        splits[order[position >= max_images_per_identity]] = UNUSED_SPLIT
+    if holdout_identities:
+        train_ids = np.unique(identities[splits == train_code])
+        if holdout_identities >= len(train_ids):
+            raise ValueError(
+                f"holdout_identities={holdout_identities} would leave no training identities (the pack has {len(train_ids)})"
+            )
+        chosen = rng.choice(train_ids, size=holdout_identities, replace=False)
+        splits[(splits == train_code) & np.isin(identities, chosen)] = holdout_code
+    return splits

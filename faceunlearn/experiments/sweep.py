@@ -271,11 +271,11 @@ def own_original(scenario: str, infos: list[ConfigInfo]) -> str:
     if not weights:
         raise SystemExit(f"{infos[0].path} sets no model.init_args.init_weights, so there is no Original model "
                          "to unlearn from: pass --finetune-config CONFIG to train one")
-    from faceunlearn.paths import UnsetPathVariableError, expand_path
+    from faceunlearn.models.weights import resolve_weights_path
 
     try:
-        exists = expand_path(weights, "model.init_args.init_weights").is_file()
-    except UnsetPathVariableError as error:
+        exists = resolve_weights_path(weights).is_file()
+    except (ValueError, RuntimeError) as error:  # an unset $VAR, a missing extra for an alias
         raise SystemExit(f"{infos[0].path}: {error}") from None
     if not exists:
         raise SystemExit(f"the Original model {weights!r} (model.init_args.init_weights of {infos[0].path}) does not "
@@ -286,11 +286,11 @@ def own_original(scenario: str, infos: list[ConfigInfo]) -> str:
 def _expanded(weights: str | None) -> str | None:
     if not weights:
         return None
-    from faceunlearn.paths import expand_path
+    from faceunlearn.models.weights import resolve_weights_path
 
     try:
-        return str(expand_path(weights, "model.init_args.init_weights"))
-    except ValueError:
+        return str(resolve_weights_path(weights))
+    except (ValueError, RuntimeError):
         return None
 
 

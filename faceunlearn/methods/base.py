@@ -17,6 +17,9 @@ from faceunlearn.methods.saliency import (
     unpack_mask,
 )
 from faceunlearn.models import CosFaceHead, build_backbone, load_weights
+from faceunlearn.models.head_imprint import class_mean_embeddings, imprinted_weights
+from faceunlearn.models.onnx_backbone import OnnxBackbone, file_sha256
+from faceunlearn.models.weights import CheckpointMismatchError, resolve_weights_path
 from faceunlearn.paths import expand_path
 
 
@@ -28,8 +31,10 @@ class FaceModule(L.LightningModule):
 
     Args:
         num_classes: CosFace classes (training identities); linked from the DataModule by the CLI.
-        backbone: ``iresnet18|34|50|100`` (insightface layout) or ``iresnet_tiny`` (CPU demo).
-        embedding_size: dimension of ``z``.
+        backbone: ``iresnet18|34|50|100`` (insightface layout), ``iresnet_tiny`` (CPU demo), or
+            ``onnx``: the ONNX recognizer named by ``init_weights`` (a path or ``sface``), converted to a
+            trainable module (``faceunlearn.models.onnx_backbone``), its input convention kept.
+        embedding_size: dimension of ``z`` (default 512 for IResNets; an ONNX model's is read from it).
         scale, margin: CosFace ``s`` and ``m`` (insightface defaults 64, 0.4).
         optimizer: ``sgd`` (the paper's optimiser for every method) or ``adamw`` (used to train the
             demo's Original model from scratch, where SGD needs far more than a CPU-minute budget).
@@ -37,8 +42,20 @@ class FaceModule(L.LightningModule):
         lr_schedule: ``constant``, or ``linear`` decay to 0 over the run (the Original fine-tune).
         warmup_steps: linear warm-up steps before the schedule.
         retain_weight: λ of the retention term.
-        init_weights: start from these weights — a faceunlearn ``.ckpt`` (backbone and head) or an
-            insightface ``backbone.pth`` (backbone only). ``--ckpt_path`` resumes a run instead.
+        init_weights: start from these weights — a faceunlearn ``.ckpt`` (backbone and head), an
+            insightface ``backbone.pth`` (backbone only) or, with ``backbone: onnx``, an ONNX file.
+            ``--ckpt_path`` resumes a run instead. Start weights that carry no CosFace head get one
+            imprinted at the start of fit/validate/test: each training identity's row is the
+            normalised mean embedding of its training images (D_f^train and D_r), so the CosFace
+            baselines and the head's centroid accuracy mean something from step 0. The file's
+            SHA-256 is saved in checkpoints; resuming after the file changed is an error.
+        input_mean, input_std: override an ONNX model's input convention ``(pixels − mean)/std``
+            (default: decided from the graph as insightface does; SFace: 0 and 1).
+        train_dropout: keep an ONNX graph's Dropout active in training (default off).
+        forward_chunk_size: run the backbone on chunks of this many images and concatenate. With
+            BatchNorm statistics fixed every image is independent, so this is exact; it pays on CPUs,
+            where some networks (SFace: 4×) run far faster on small batches.
+        channels_last: channels-last memory format for the backbone and its inputs.
         freeze: parameter-name prefixes that are not trained (e.g. ``[head]``).
         freeze_bn_stats: keep BatchNorm running statistics fixed during training. Forget batches
             hold ~10 identities; letting them re-estimate the statistics shifts every embedding,
@@ -62,7 +79,7 @@ class FaceModule(L.LightningModule):
         self,
         num_classes: int,
         backbone: str = "iresnet50",
-        embedding_size: int = 512,
+        embedding_size: int | None = None,
         scale: float = 64.0,
         margin: float = 0.4,
         optimizer: Literal["sgd", "adamw"] = "sgd",
@@ -79,6 +96,11 @@ class FaceModule(L.LightningModule):
         saliency_loss: Literal["cfga", "embnorm", "lipschitz"] = "cfga",
         saliency_noise_std: float = 0.1,
         saliency_noise_draws: int = 4,
+        input_mean: float | None = None,
+        input_std: float | None = None,
+        train_dropout: bool = False,
+        forward_chunk_size: int | None = None,
+        channels_last: bool = False,
     ):
         super().__init__()
         if saliency_fraction is not None and not (
@@ -95,11 +117,38 @@ class FaceModule(L.LightningModule):
                 f"saliency_noise_std must be > 0 and saliency_noise_draws >= 1, "
                 f"got {saliency_noise_std} and {saliency_noise_draws}"
             )
+        if forward_chunk_size is not None and (forward_chunk_size < 1 or not freeze_bn_stats):
+            raise ValueError(
+                f"forward_chunk_size={forward_chunk_size} must be a positive integer and needs freeze_bn_stats: true "
+                f"(BatchNorm in training mode normalises by batch statistics, so chunks would change the result)"
+            )
         self.save_hyperparameters()
-        self.backbone = build_backbone(backbone, num_features=embedding_size)
+        #: where the start weights came from and their SHA-256 (checked when a run resumes)
+        self.start_weights: dict | None = None
+        #: "checkpoint" (loaded or resumed), "imprinted" (class-mean embeddings), "trained" (from scratch,
+        #: once training starts), "scratch" (no start weights: random, not yet trained) or "random"
+        #: (start weights without a head, until it is imprinted)
+        self.head_source = "random" if init_weights else "scratch"
+        if backbone == "onnx":
+            if not init_weights:
+                raise ValueError("backbone: onnx needs model.init_args.init_weights: an .onnx file or an alias (sface)")
+            self.backbone = OnnxBackbone(resolve_weights_path(init_weights), input_mean, input_std, train_dropout)
+            if embedding_size not in (None, self.backbone.embedding_size):
+                raise ValueError(f"embedding_size={embedding_size}, but {self.backbone.source} outputs {self.backbone.embedding_size}-d embeddings")
+            embedding_size = self.backbone.embedding_size
+            self.start_weights = {"path": str(self.backbone.source), "sha256": self.backbone.source_sha256}
+        else:
+            embedding_size = embedding_size or 512
+            self.backbone = build_backbone(backbone, num_features=embedding_size)
+        self.embedding_size = embedding_size
         self.head = CosFaceHead(embedding_size, num_classes, scale, margin)
-        if init_weights:
-            load_weights(self.backbone, self.head, expand_path(init_weights, "model.init_args.init_weights"), backbone_name=backbone)
+        if init_weights and backbone != "onnx":
+            path = expand_path(init_weights, "model.init_args.init_weights")
+            loaded = load_weights(self.backbone, self.head, path, backbone_name=backbone)
+            self.head_source = "checkpoint" if loaded.get("head") else "random"
+            self.start_weights = {"path": str(path), "sha256": file_sha256(path)}
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
         self.frozen_prefixes = tuple(freeze or ())
         for name, parameter in self.named_parameters():
             if name.startswith(self.frozen_prefixes):
@@ -117,12 +166,61 @@ class FaceModule(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw embeddings ``z = f_θ(x)`` (not normalised)."""
-        return self.backbone(images)
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        chunk = self.hparams.forward_chunk_size
+        if chunk is None or len(images) <= chunk:
+            return self.backbone(images)
+        return torch.cat([self.backbone(part) for part in images.split(chunk)])
+
+    # -- a CosFace head for start weights that carry none ------------------------------------------
+    @property
+    def head_ready(self) -> bool:
+        """Whether the head's rows are class centroids (loaded, resumed or imprinted), not random."""
+        return self.head_source not in ("random", "scratch")
+
+    def imprint_head(self) -> None:
+        """Head rows = normalised class-mean embeddings of the training identities' training images.
+
+        ``W_c = normalize(Σ_{i: y_i = c} ẑ_i)`` over D_f^train ∪ D_r (never D_f^test or an evaluation
+        identity); classes without training images keep their rows. Rank 0's result is broadcast.
+        """
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is None or not hasattr(datamodule, "training_identity_dataloader"):
+            return  # no training images here: the head stays "random" and no accuracy is logged
+        self.imprint(self.head, self)
+        self.head_source = "imprinted"
+
+    def imprint(self, head: CosFaceHead, embed) -> None:
+        """Set ``head``'s rows from ``embed``'s class-mean embeddings of the training images."""
+        was_training = self.training
+        self.eval()
+        loader = self.trainer.datamodule.training_identity_dataloader()
+        sums, counts = class_mean_embeddings(embed, loader, head.weight.shape[0], self.device)
+        self.train(was_training)
+        sums, counts = self.trainer.strategy.broadcast((sums.cpu(), counts.cpu()), src=0)
+        with torch.no_grad():
+            head.weight.copy_(imprinted_weights(sums, counts, head.weight))
+
+    def _ensure_head(self) -> None:
+        if self.head_source == "random":
+            self.imprint_head()
+
+    def on_fit_start(self) -> None:
+        self._ensure_head()  # before the step-0 evaluation, which runs next
+
+    def on_validation_start(self) -> None:
+        self._ensure_head()
+
+    def on_test_start(self) -> None:
+        self._ensure_head()
 
     def on_train_start(self) -> None:
         # Lightning restores each submodule's captured mode after evaluation but never calls
         # .train() itself, so apply the BatchNorm policy once here; the captures then keep it.
         self.train()
+        if self.head_source == "scratch" and self.head.weight.requires_grad:
+            self.head_source = "trained"  # a model trained from scratch: its head trains from here on
         if self.hparams.saliency_fraction is not None:
             self._setup_saliency()
 
@@ -227,6 +325,9 @@ class FaceModule(L.LightningModule):
         self._saliency_fixed = []  # drop the copies of the fixed values
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["head_source"] = self.head_source
+        if self.start_weights is not None:
+            checkpoint["start_weights"] = self.start_weights
         if self.saliency_masks is not None:
             checkpoint["saliency"] = {
                 "fraction": self.hparams.saliency_fraction,
@@ -237,6 +338,13 @@ class FaceModule(L.LightningModule):
             }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.head_source = checkpoint.get("head_source", "checkpoint")
+        recorded, current = checkpoint.get("start_weights"), self.start_weights
+        if recorded and current and recorded.get("sha256") != current.get("sha256"):
+            raise CheckpointMismatchError(
+                f"this run started from {recorded['path']} (sha256 {recorded['sha256'][:12]}…), but init_weights now "
+                f"names {current['path']} (sha256 {current['sha256'][:12]}…): the file changed since; restore it or start a new run"
+            )
         saved = checkpoint.get("saliency")
         if saved is None or self.hparams.saliency_fraction is None:
             return

@@ -28,9 +28,20 @@ class BoundaryShrink(FaceModule):
         original = copy.deepcopy(torch.nn.ModuleDict({"backbone": self.backbone, "head": self.head})).eval()
         original.requires_grad_(False)
         self.__dict__["original"] = original  # not a submodule: neither trained nor checkpointed
+        self.original_head_ready = self.head_ready
 
     def on_fit_start(self) -> None:
+        fresh_imprint = not self.head_ready  # start weights without a head, not a resume
+        super().on_fit_start()
         self.original.to(self.device)
+        if not self.original_head_ready:
+            # The Original's head is the imprint of the Original backbone: the head just imprinted on a
+            # fresh run, recomputed on a resume (whose trained head is no longer the Original's).
+            if fresh_imprint:
+                self.original["head"].weight.data.copy_(self.head.weight.data)
+            else:
+                self.imprint(self.original["head"], self.original["backbone"])
+            self.original_head_ready = True
 
     def loss_terms(self, batch):
         forget = batch["forget"]

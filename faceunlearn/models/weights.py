@@ -12,6 +12,17 @@ import torch
 from torch import nn
 
 
+def resolve_weights_path(value: str | os.PathLike, field: str = "model.init_args.init_weights") -> Path:
+    """A configured weights location as a path: a model alias (``sface``, see
+    ``faceunlearn.models.onnx_backbone.KNOWN_MODELS``) or a path with ``$VAR``/``~`` expanded."""
+    from faceunlearn.models.onnx_backbone import KNOWN_MODELS, resolve_onnx_source
+    from faceunlearn.paths import expand_path
+
+    if str(value) in KNOWN_MODELS:
+        return resolve_onnx_source(value)
+    return expand_path(value, field)
+
+
 class CheckpointMismatchError(RuntimeError):
     """A state_dict does not fit the model it is loaded into."""
 
@@ -49,8 +60,8 @@ def load_state_dict_strict(module: nn.Module, state_dict: dict[str, torch.Tensor
     module.load_state_dict(state_dict, strict=True)
 
 
-def load_weights(backbone: nn.Module, head: nn.Module | None, path: str | os.PathLike, backbone_name: str = "backbone") -> None:
-    """Load ``path`` into ``backbone`` (and ``head``).
+def load_weights(backbone: nn.Module, head: nn.Module | None, path: str | os.PathLike, backbone_name: str = "backbone") -> dict[str, bool]:
+    """Load ``path`` into ``backbone`` (and ``head``); returns ``{"head": whether the head was loaded}``.
 
     A faceunlearn checkpoint (keys ``backbone.*`` and ``head.weight``) restores both; an insightface
     ``backbone.pth`` (bare IResNet keys) restores the backbone and leaves the head as initialised.
@@ -62,5 +73,6 @@ def load_weights(backbone: nn.Module, head: nn.Module | None, path: str | os.Pat
         load_state_dict_strict(backbone, backbone_state, f"{backbone_name} (from {path})")
         if head is not None and head_state:
             load_state_dict_strict(head, head_state, f"the CosFace head (from {path})")
-    else:
-        load_state_dict_strict(backbone, state_dict, f"{backbone_name} (from {path})")
+        return {"head": head is not None and bool(head_state)}
+    load_state_dict_strict(backbone, state_dict, f"{backbone_name} (from {path})")
+    return {"head": False}

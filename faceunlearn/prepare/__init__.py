@@ -6,8 +6,9 @@ One job per module:
   (path, identity name, split, tag, 5 landmarks or a face box);
 * ``annotations``: locating annotation files and parsing lines with ``file:line`` errors;
 * ``plan``: final record order, the resume fingerprint, identity numbering;
-* ``images`` (decode, with reasons for unusable files), ``detector`` (insightface ONNX detector by
-  path), ``align`` (5-point ``norm_crop`` to 112×112), ``worker`` (all three, per batch, in a pool);
+* ``images`` (decode, with reasons for unusable files), ``detector`` (YuNet or an insightface ONNX
+  detector; ``yunet``: the OpenCV YuNet wrapper), ``align`` (5-point ``norm_crop`` to 112×112),
+  ``worker`` (all three, per batch, in a pool);
 * ``run``: the streaming, resumable converter; ``cli``: arguments.
 """
 

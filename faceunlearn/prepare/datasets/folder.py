@@ -3,11 +3,16 @@
 * Identity = the first folder below ROOT; every image below it (any depth) belongs to it. If the
   folder right above an image is named ``frontal``, ``profile``, ``still`` or ``frame``, that is
   the image's tag, otherwise the tag is "".
+* Images: every 8-bit format Pillow or OpenCV decodes, by extension (``.jpg .png .bmp .gif .webp
+  .tif .pgm .ppm`` … , see ``listing.IMAGE_EXTENSIONS``); greyscale, palette, RGBA and 16-bit images
+  become 3-channel RGB.
 * All images go to ``--split`` (train, holdout or distractor; default train).
 * ``--landmarks CSV``: ``path,x1,y1,x2,y2,x3,y3,x4,y4,x5,y5`` per line, ``path`` relative to ROOT,
   points in the order left eye, right eye, nose, left mouth corner, right mouth corner (image-left
   first). A first line starting with ``path`` is a header. Rows whose image is missing are reported
   as missing files; images without a row need ``--detector``.
+* ``--detector yunet`` (or a detector ONNX file): find the five landmarks of images without a row,
+  e.g. loose crops such as ORL's 92×112 greyscale PGMs (YuNet upscales small images itself).
 * ``--aligned``: the images are aligned 112×112 faces already (e.g. an insightface ``imgs/``
   export); they are copied as they are, and any other size is reported as skipped.
 
@@ -25,9 +30,9 @@ from faceunlearn.prepare.errors import PrepareError
 from faceunlearn.prepare.records import RecordsBuilder, SourceRecords
 
 NAME = "folder"
-HELP = "ROOT/<identity>/<image> folders, with a landmarks CSV, --detector or --aligned"
+HELP = "ROOT/<identity>/<image> folders, with a landmarks CSV, --detector (yunet or FILE.onnx) or --aligned"
 LAYOUT = """\
-  ROOT/<identity>/<image>.jpg ...
+  ROOT/<identity>/<image>.jpg ...   (or .png, .bmp, .gif, .webp, .tif, .pgm, .ppm, ...)
   ROOT/<identity>/<frontal|profile|still|frame>/<image>.jpg ...   (optional tag folders)"""
 FOLDER_TAGS = ("frontal", "profile", "still", "frame")
 

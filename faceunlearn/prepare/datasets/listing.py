@@ -1,11 +1,15 @@
-"""Listing image files under a folder, sorted, as paths relative to the dataset root."""
+"""Listing image files under a folder, sorted, as paths relative to the dataset root (by extension, any case)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: 8-bit raster formats Pillow or OpenCV decode (``images.read_rgb``), as classic face sets store them
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".webp", ".tif", ".tiff", ".avif",
+    ".pgm", ".ppm", ".pbm", ".pnm", ".pam", ".jp2", ".j2k", ".ras", ".sr", ".tga", ".pcx",
+)
 
 
 def is_image_name(name: str) -> bool:
