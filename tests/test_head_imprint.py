@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import numpy as np
 import torch
@@ -32,9 +34,11 @@ def test_class_means_equal_a_brute_force_reference():
 
 
 def _validate(model, root):
+    # validate writes its tidy CSV; keep it in the pack's tmp folder
+
     datamodule = FaceDataModule(root=str(root), num_forget_identities=4, batch_size=8, images_per_identity=4,
                                 batches_per_epoch=1, eval_retain_identities=3, eval_batch_size=16)
-    evaluation = RetrievalEvaluation()
+    evaluation = RetrievalEvaluation(results_csv=str(Path(root).parent / "metrics.csv"))
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[evaluation], accelerator="cpu")
     trainer.validate(model, datamodule)
