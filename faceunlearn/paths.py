@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -26,3 +27,12 @@ def expand_path(value: str | os.PathLike, field: str) -> Path:
             f"export them (e.g. export {unset[0]}=/data/faces) or pass the path on the command line (--{field} PATH)"
         )
     return Path(expanded)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (start weights are identified by it in checkpoints and sweeps)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

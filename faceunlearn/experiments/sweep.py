@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import os
 import shlex
 import time
@@ -98,13 +97,12 @@ def describe_config(config: str, overrides: list[str] = ()) -> ConfigInfo:
 
 
 def file_sha256(path: str | os.PathLike | None) -> str | None:
+    """The file's SHA-256, or None for no path or a missing file."""
     if not path or not Path(path).is_file():
         return None
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from faceunlearn.paths import file_sha256 as sha256
+
+    return sha256(path)
 
 
 # ---------------------------------------------------------------------------------- runs

