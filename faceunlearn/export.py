@@ -65,8 +65,9 @@ class ExportError(RuntimeError):
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """``(backbone state_dict, hyper_parameters)`` of a faceunlearn checkpoint or a ``backbone.pth``.
 
-    A Lightning checkpoint's ``backbone.`` prefix is stripped (``head.*`` is dropped); a bare
-    state_dict is returned as is, with empty hyper-parameters.
+    A Lightning checkpoint's ``backbone.`` prefix is stripped (``head.*`` is dropped) and its
+    recorded start weights (path and SHA-256) are returned as ``hyper_parameters["start_weights"]``;
+    a bare state_dict is returned as is, with empty hyper-parameters.
     """
     path = Path(path)
     if not path.is_file():
@@ -78,6 +79,8 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     hyper_parameters = {}
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         hyper_parameters = dict(loaded.get("hyper_parameters") or {})
+        if loaded.get("start_weights"):
+            hyper_parameters["start_weights"] = loaded["start_weights"]
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not loaded or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CheckpointMismatchError(f"{str(path)!r} holds no state_dict of tensors")
@@ -105,14 +108,15 @@ def infer_backbone_name(state_dict: dict[str, torch.Tensor]) -> str | None:
 
 
 def load_backbone(
-    path: str | os.PathLike, backbone: str | None = None, embedding_size: int | None = None
+    path: str | os.PathLike, backbone: str | None = None, embedding_size: int | None = None,
+    weights: tuple[dict[str, torch.Tensor], dict] | None = None,
 ) -> tuple[nn.Module, str]:
     """The backbone in ``path``, strictly loaded and in eval mode, and its architecture name.
 
     ``backbone`` / ``embedding_size`` default to the checkpoint's hyper-parameters, else to what the
     keys show (``fc.weight`` rows give the embedding size).
     """
-    state_dict, hyper_parameters = read_weights(path)
+    state_dict, hyper_parameters = weights or read_weights(path)  # (already read by the caller)
     name = backbone or hyper_parameters.get("backbone") or infer_backbone_name(state_dict)
     if name is None:
         raise CheckpointMismatchError(
@@ -203,10 +207,11 @@ def export_onnx(
         raise FileExistsError(f"{str(out)!r} already exists; pass --overwrite to replace it")
     if out.suffix != ".onnx":
         raise ValueError(f"output {str(out)!r} must end in .onnx (insightface routes files by that suffix)")
-    if Path(checkpoint_or_weights).is_file() and _is_onnx_run(checkpoint_or_weights):
+    state_dict, hyper_parameters = read_weights(checkpoint_or_weights)
+    if hyper_parameters.get("backbone") == "onnx":
         out.parent.mkdir(parents=True, exist_ok=True)
-        return export_onnx_run(checkpoint_or_weights, out, opset)
-    model, name = load_backbone(checkpoint_or_weights, backbone, embedding_size)
+        return export_onnx_run(checkpoint_or_weights, state_dict, hyper_parameters, out, opset)
+    model, name = load_backbone(checkpoint_or_weights, backbone, embedding_size, (state_dict, hyper_parameters))
     size = int(model.features.num_features)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial.onnx")
@@ -226,8 +231,9 @@ def export_onnx(
 
 
 # -- runs that started from an ONNX recognizer (backbone: onnx) -----------------------------------
-def load_onnx_run(path: str | os.PathLike):
-    """The ``OnnxBackbone`` of an ONNX-started run's checkpoint, its trained weights loaded, in eval mode.
+def load_onnx_run(path: str | os.PathLike, state: dict[str, torch.Tensor], hp: dict):
+    """The ``OnnxBackbone`` of an ONNX-started run (``read_weights(path)`` = ``state, hp``), its
+    trained weights loaded, in eval mode.
 
     The architecture is rebuilt from the run's source ONNX file (``init_weights``), which must be
     the file the run started from (SHA-256 recorded in the checkpoint).
@@ -235,18 +241,15 @@ def load_onnx_run(path: str | os.PathLike):
     from faceunlearn.models.onnx_backbone import OnnxBackbone
     from faceunlearn.models.weights import resolve_weights_path
 
-    loaded = torch.load(Path(path), map_location="cpu", weights_only=True)
-    hp = dict(loaded.get("hyper_parameters") or {})
     if hp.get("init_weights") is None:
         raise CheckpointMismatchError(f"{path}: a backbone: onnx checkpoint without init_weights (the source ONNX file)")
     model = OnnxBackbone(resolve_weights_path(hp["init_weights"]), hp.get("input_mean"), hp.get("input_std"))
-    recorded = (loaded.get("start_weights") or {}).get("sha256")
+    recorded = (hp.get("start_weights") or {}).get("sha256")
     if recorded and recorded != model.source_sha256:
         raise CheckpointMismatchError(
             f"{path} was trained from an ONNX file with sha256 {recorded[:12]}…, but {model.source} now has "
             f"{model.source_sha256[:12]}…: the export needs the run's own source model"
         )
-    state = {key[len("backbone."):]: value for key, value in loaded["state_dict"].items() if key.startswith("backbone.")}
     load_state_dict_strict(model, state, f"the ONNX backbone of {model.source}")
     return model.eval()
 
@@ -303,9 +306,9 @@ def verify_onnx_export(model, onnx_path: str | os.PathLike, num_images: int = 3,
     return cosine
 
 
-def export_onnx_run(checkpoint: str | os.PathLike, out: Path, opset: int) -> dict:
+def export_onnx_run(checkpoint: str | os.PathLike, state: dict[str, torch.Tensor], hp: dict, out: Path, opset: int) -> dict:
     """Export an ONNX-started run with the source model's input name, shape, convention and output name."""
-    model = load_onnx_run(checkpoint)
+    model = load_onnx_run(checkpoint, state, hp)
     input_name, output_name = _source_names(model)
     shape = model.convention.shape
     dynamic_batch = not isinstance(shape[0], int)
@@ -334,14 +337,6 @@ def export_onnx_run(checkpoint: str | os.PathLike, out: Path, opset: int) -> dic
         partial.unlink(missing_ok=True)
     return {"path": str(out), "backbone": f"onnx ({model.source.name})", "embedding_size": model.embedding_size,
             "opset": opset, "min_cosine": cosine, "check": "onnxruntime, source input convention"}
-
-
-def _is_onnx_run(path: str | os.PathLike) -> bool:
-    try:
-        loaded = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception:
-        return False
-    return isinstance(loaded, dict) and (loaded.get("hyper_parameters") or {}).get("backbone") == "onnx"
 
 
 def main(argv: list[str] | None = None) -> None:
