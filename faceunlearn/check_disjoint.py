@@ -3,6 +3,7 @@
     faceunlearn check-disjoint --config configs/disp_celeba.yaml --model checkpoints/finetune_celeba/last.ckpt
     faceunlearn check-disjoint --forget-data data/celeba --seed 0 --num-forget 10 \\
         --against ijbb=data/ijbb cfp=data/cfp --model w600k_r50.onnx
+    faceunlearn check-disjoint --calibrate --model sface --packs celebrities=data/glint-celebrities orl=data/orl
 
 Forget set Y_f: drawn from ``--forget-data``'s training identities exactly as ``FaceDataModule``
 does (``choose_forget_identities(train identities, num_forget, seed, explicit, min_images=4)``),
@@ -12,9 +13,10 @@ of every ``--against`` pack, given as ``PATH`` or ``LABEL=PATH``. Default: the f
 with ``--config``, every ``data.extra_sources`` pack. In the forget pack, D_f's own images are
 never counted as "other" (a same-pack identity with a forget id but other images is).
 
-Under the reference ``--model`` (faceunlearn ``.ckpt``, insightface ``backbone.pth``, or an
-insightface ONNX recognition model), each identity's centroid is ``c = normalize(Σ_i ẑ_i)``,
-``ẑ_i = z_i/‖z_i‖``, over its images. Every forget × other pair gets ``cos = c_fᵀ c_o``; the top
+Under the reference ``--model`` (faceunlearn ``.ckpt``, insightface ``backbone.pth``, or any ONNX
+face recognizer — ``.onnx`` or the alias ``sface`` — run through ``OnnxBackbone``, which converts
+it to torch, block-quantised files included, and applies the model's own input convention), each
+identity's centroid is ``c = normalize(Σ_i ẑ_i)``, ``ẑ_i = z_i/‖z_i‖``, over its images. Every forget × other pair gets ``cos = c_fᵀ c_o``; the top
 ``--top-k`` matches per forget identity and every pair above ``--threshold`` go to a CSV report, the
 top ``--show`` pairs to stdout. As a same-person reference under the same model, each forget
 identity's ``self`` cosine is that between its D_f^train and D_f^test centroids (the DataModule's
@@ -23,12 +25,27 @@ split): a real duplicate elsewhere would score about that high.
 Exit status: 0 all pairs ≤ threshold; 1 some pair above it (an identity is probably shared);
 2 bad input (missing path, unreadable model, empty set).
 
-Default threshold 0.5: with a good face model (insightface ArcFace/CosFace R50/R100), centroids
-of the same person in two datasets typically reach cosine 0.6–0.9, since averaging removes pose
-and lighting noise, while centroids of different people stay near 0 and rarely exceed 0.3–0.4
-(look-alikes, relatives). 0.5 sits between the two. With a weaker model, read the printed top
-matches against the ``self`` reference rather than trusting any fixed threshold: under the demo's
-reduced IResNet on synthetic faces, distinct identities reach 0.74 (23 pairs above 0.5) while
+Default threshold 0.5, measured (docs/check_disjoint.md; ``calibration`` module): under OpenCV
+Zoo's SFace on real aligned faces, each identity's images split at random into two halves
+(5 seeded splits) give same-person half-centroid cosines of median 0.987 / min 0.915 on 24
+Glint360K celebrities (22–100 images each) and median 0.968 / 1 % quantile 0.847 / min 0.752 on
+ORL (40 × 10, YuNet-aligned); a half-centroid against a whole other identity's centroid (the
+check's situation) gives different-person cosines of median 0.214 / 99 % quantile 0.463 / max
+0.525 (look-alike actresses) on the celebrities and 0.092 / 0.327 / 0.446 on ORL. Rule: the
+smallest multiple of 0.05 with ≤ 1 % of different-person pairs above it on every dataset → 0.5.
+At 0.5: false matches 0.18 % (celebrities), 0 % (ORL), 0.02 % (both pooled, cross-dataset pairs
+included); missed matches 0 % on both. Against another identity of only 1 image the missed rate
+is 2.5 % (celebrities; 0 % from 2 images up; their median is only 0.766), a reason not to raise
+the threshold into the gap. The expected number of
+false alarms is about the false-match rate × forget × other identities, so expect a few
+look-alikes in the report of a large distractor set: read them against the ``self`` reference.
+For another reference model, measure its own threshold on packs with right labels::
+
+    faceunlearn check-disjoint --calibrate --model M --packs A=PATH B=PATH [--figure F.png]
+
+it prints both distributions, the rule's threshold and its rates (JSON report under
+``lightning_logs/check_disjoint/calibration.json``); then pass ``--threshold``. A weak model needs
+it: under the demo's reduced IResNet on synthetic faces, distinct identities reach 0.74 while
 ``self`` is 0.90–0.95.
 
 Identity names come from the pack's ``meta.json`` ``identity_names``: a list indexed by identity
@@ -57,7 +74,10 @@ from faceunlearn.paths import expand_path
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_REPORT = "lightning_logs/check_disjoint/report.csv"
+CHECK_SPLITS = ("holdout", "distractor")
 OTHER_CHUNK = 65536  # other identities per cosine chunk: F × chunk scores at once
+ONNX_CHUNK = 8  # images per ONNX forward: small batches run fastest on CPU (SFace)
+DEFAULT_CALIBRATION_REPORT = "lightning_logs/check_disjoint/calibration.json"
 
 #: uint8 RGB faces [B,112,112,3] → float32 embeddings [B,D] on the CPU
 Embedder = Callable[[np.ndarray], torch.Tensor]
@@ -80,59 +100,84 @@ class Centroids:
 
 
 # -- reference model -------------------------------------------------------------------------------
-def onnx_embedder(path: Path, device: str) -> tuple[Embedder, int | None]:
-    """insightface ``ArcFaceONNX`` on ``path``: its own mean/std preprocessing, RGB NCHW input.
+def onnx_embedder(source: str | Path, device: str) -> Embedder:
+    """An ONNX recognizer (a path or an alias: ``sface``) through ``OnnxBackbone``.
 
-    Returns the embedder and the model's fixed batch size (None if dynamic).
+    ``OnnxBackbone`` cleans and converts the graph to torch (so block-quantised files such as
+    SFace work) and applies the model's own input convention, as insightface's ``ArcFaceONNX``
+    decides it. Faces go through it in chunks of ``ONNX_CHUNK`` under ``torch.inference_mode``;
+    a graph whose batch is fixed in its layers (not only in the declared input) gets zero-padded
+    chunks of that batch.
     """
-    from insightface.model_zoo import get_model
-    from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+    from faceunlearn.models.onnx_backbone import OnnxBackbone, OnnxModelError
 
-    providers = ["CPUExecutionProvider"] if device == "cpu" else None
     try:
-        recogniser = get_model(str(path), providers=providers)
-    except Exception as error:
-        raise InputError(f"onnxruntime cannot load {str(path)!r}: {error}") from error
-    if not isinstance(recogniser, ArcFaceONNX):
-        raise InputError(f"{str(path)!r} is not an insightface recognition model (loaded as {type(recogniser).__name__})")
-    if tuple(recogniser.input_size) != (112, 112):
-        raise InputError(f"{str(path)!r} expects {recogniser.input_size} input; packed faces are 112×112")
-
-    batch = recogniser.input_shape[0]
-    fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
-
-    def embed(rgb: np.ndarray) -> torch.Tensor:
-        count = len(rgb)
-        if fixed_batch and count < fixed_batch:  # a fixed-batch model: pad the last batch with zeros
-            rgb = np.concatenate([rgb, np.zeros((fixed_batch - count, *rgb.shape[1:]), rgb.dtype)])
-        # ArcFaceONNX.forward: (x − input_mean)/input_std on RGB NCHW, as get_feat does after swapRB.
-        features = recogniser.forward(rgb.transpose(0, 3, 1, 2).astype(np.float32))
-        return torch.from_numpy(np.asarray(features, dtype=np.float32)[:count])
-
-    return embed, fixed_batch
-
-
-def torch_embedder(path: Path, backbone: str | None, embedding_size: int | None, device: str) -> Embedder:
-    from faceunlearn.export import load_backbone
-
-    model, _ = load_backbone(path, backbone, embedding_size)
-    model = model.to(device)
+        model = OnnxBackbone(source)
+    except (OnnxModelError, FileNotFoundError) as error:
+        raise InputError(f"reference model: {error}") from error
+    except Exception as error:  # onnx, onnxruntime and onnx2torch raise many types for an unusable graph
+        raise InputError(f"reference model {str(source)!r} cannot be used as an ONNX recognizer: {type(error).__name__}: {error}") from error
+    if model.convention.size != (112, 112):
+        raise InputError(f"reference model {str(source)!r} expects {model.convention.size} input; packed faces are 112×112")
+    model = model.to(device).eval()
+    chunk, declared, fixed = ONNX_CHUNK, model.convention.shape[0], False
+    try:
+        with torch.inference_mode():
+            probe_rows = model(torch.zeros(2, 3, 112, 112, device=device)).shape[0]
+    except Exception as error:  # e.g. a Reshape to a constant [1, -1]
+        probe_rows = f"an error ({type(error).__name__}: {error})"
+    if probe_rows != 2:
+        if not isinstance(declared, int) or declared < 1:
+            raise InputError(f"reference model {str(source)!r} gives {probe_rows} for a batch of 2 images")
+        chunk, fixed = declared, True
 
     @torch.inference_mode()
     def embed(rgb: np.ndarray) -> torch.Tensor:
-        return model(normalize(torch.from_numpy(rgb)).to(device)).float().cpu()
+        images = normalize(torch.from_numpy(rgb))
+        out = []
+        for start in range(0, len(images), chunk):
+            part = images[start:start + chunk]
+            if fixed and len(part) < chunk:  # a fixed-batch graph: pad the last chunk with zeros
+                part = torch.cat([part, part.new_zeros(chunk - len(part), *part.shape[1:])])
+            out.append(model(part.to(device)).float().cpu()[:min(chunk, len(images) - start)])
+        return torch.cat(out)
 
     return embed
 
 
-def make_embedder(path: str, backbone: str | None, embedding_size: int | None, device: str) -> tuple[Embedder, int | None]:
+def torch_embedder(path: Path, backbone: str | None, embedding_size: int | None, device: str) -> Embedder:
+    from faceunlearn import export
+
+    state, hyper_parameters = export.read_weights(path)
+    if hyper_parameters.get("backbone") == "onnx":  # a run started from an ONNX recognizer
+        model, chunk = export.load_onnx_run(path, state, hyper_parameters), ONNX_CHUNK
+    else:
+        model, _ = export.load_backbone(path, backbone, embedding_size, weights=(state, hyper_parameters))
+        chunk = None
+    model = model.to(device)
+
+    @torch.inference_mode()
+    def embed(rgb: np.ndarray) -> torch.Tensor:
+        images = normalize(torch.from_numpy(rgb))
+        step = chunk or max(len(images), 1)
+        return torch.cat([model(images[s:s + step].to(device)).float().cpu() for s in range(0, len(images), step)])
+
+    return embed
+
+
+def make_embedder(path: str, backbone: str | None, embedding_size: int | None, device: str) -> Embedder:
+    """The reference model: ``.onnx`` or an alias (``sface``) via ``OnnxBackbone``, else a ``.ckpt``/``.pth``."""
+    from faceunlearn.models.onnx_backbone import KNOWN_MODELS
+
+    if path in KNOWN_MODELS or Path(path).suffix.lower() == ".onnx":
+        if path not in KNOWN_MODELS and not Path(path).is_file():
+            raise InputError(f"reference model {path!r} does not exist")
+        return onnx_embedder(path, device)
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"reference model {str(path)!r} does not exist")
-    if path.suffix == ".onnx":
-        return onnx_embedder(path, device)
+        raise InputError(f"reference model {str(path)!r} does not exist (known ONNX aliases: {', '.join(KNOWN_MODELS)})")
     try:
-        return torch_embedder(path, backbone, embedding_size, device), None
+        return torch_embedder(path, backbone, embedding_size, device)
     except (CheckpointMismatchError, ValueError) as error:
         raise InputError(str(error)) from error
 
@@ -312,7 +357,11 @@ def self_cosines(embeddings: torch.Tensor, identities: np.ndarray, train_fractio
 
 
 def run(args: argparse.Namespace) -> int:
-    """The check; returns the exit status (see module doc)."""
+    """The check (or, with ``--calibrate``, the calibration); returns the exit status (see module doc)."""
+    if args.calibrate:
+        return run_calibration(args)
+    args.splits = args.splits or list(CHECK_SPLITS)
+    args.report = args.report or DEFAULT_REPORT
     settings = forget_settings_from_config(args.config) if args.config else {}
     if args.forget_data:
         forget_label, root = labelled(args.forget_data)
@@ -334,8 +383,8 @@ def run(args: argparse.Namespace) -> int:
     bad_splits = [s for s in args.splits if s not in SPLITS]
     if bad_splits:
         raise InputError(f"unknown split(s) {bad_splits}; known: {', '.join(SPLITS)}")
-    embed, fixed_batch = make_embedder(args.model, args.backbone, args.embedding_size, args.device)
-    batch_size = fixed_batch or args.batch_size
+    embed = make_embedder(args.model, args.backbone, args.embedding_size, args.device)
+    batch_size = args.batch_size
 
     d_f = forget_rows(forget_pack, num_forget, seed, explicit)
     if len(d_f) == 0:
@@ -380,6 +429,49 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_calibration(args: argparse.Namespace) -> int:
+    """``--calibrate``: same-/different-person centroid cosines on ``--packs``, the threshold rule's value."""
+    from faceunlearn import calibration
+
+    if not args.packs:
+        raise InputError("--calibrate needs --packs [LABEL=]PATH ...: packed datasets whose identity labels are right")
+    if args.repeats < 1 or args.batch_size < 1:
+        raise InputError(f"--repeats and --batch-size must be >= 1, got {args.repeats} and {args.batch_size}")
+    if not 0 < args.max_false_match < 1:
+        raise InputError(f"--max-false-match must be in (0, 1), got {args.max_false_match}")
+    bad_splits = [s for s in args.splits or () if s not in SPLITS]
+    if bad_splits:
+        raise InputError(f"unknown split(s) {bad_splits}; known: {', '.join(SPLITS)}")
+    packs = [(label, open_pack(path)) for label, path in map(labelled, args.packs)]
+    embed = make_embedder(args.model, args.backbone, args.embedding_size, args.device)
+    codes = [split_code(s) for s in args.splits] if args.splits else None
+
+    def rows_of(pack: PackedFaces) -> np.ndarray:
+        return np.flatnonzero(np.isin(pack.splits, codes)) if codes is not None else np.arange(len(pack))
+
+    seed = args.seed if args.seed is not None else 0
+    try:
+        results, sweeps = calibration.calibrate_packs(
+            packs, lambda pack, rows: embed_rows(pack, rows, embed, args.batch_size), rows_of, args.repeats, seed,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+        threshold, rule = calibration.choose_threshold(results, args.max_false_match)
+    except ValueError as error:
+        raise InputError(str(error)) from error
+    report = Path(args.report or DEFAULT_CALIBRATION_REPORT)
+    calibration.write_report(results, threshold, rule, report, model=args.model, sweeps=sweeps)
+    print(f"Centroid cosines under {args.model} ({args.repeats} seeded half splits per identity; rates at {threshold:g}):")
+    print(calibration.format_calibration(results, threshold))
+    print("\nForget half against other identities of few images (the same splits):")
+    print(calibration.format_sweep(sweeps, threshold))
+    print(f"\nthreshold {threshold:g}: {rule}")
+    if args.figure:
+        calibration.plot_calibration(results, threshold, Path(args.figure), sweeps, title=f"check-disjoint calibration under {args.model}")
+        print(f"figure: {args.figure}")
+    print(f"report: {report}\nuse it: faceunlearn check-disjoint ... --model {args.model} --threshold {threshold:g}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faceunlearn check-disjoint",
@@ -393,9 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--forget-identities", type=int, nargs="+", help="explicit forget identity ids instead of a draw")
     others = parser.add_argument_group("identities to check against")
     others.add_argument("--against", nargs="+", help="packed datasets, [LABEL=]PATH (default: the forget dataset and the config's extra_sources)")
-    others.add_argument("--splits", nargs="+", default=["holdout", "distractor"], help="their splits (default: holdout distractor)")
+    others.add_argument("--splits", nargs="+", help="their splits (default: holdout distractor; with --calibrate: all)")
     model = parser.add_argument_group("reference model")
-    model.add_argument("--model", required=True, help="faceunlearn .ckpt, insightface backbone.pth, or insightface .onnx")
+    model.add_argument("--model", required=True, help="faceunlearn .ckpt, insightface backbone.pth, an ONNX recognizer (.onnx), or 'sface'")
     model.add_argument("--backbone", help="architecture of a .pth/.ckpt (default: from the file)")
     model.add_argument("--embedding-size", type=int, help="embedding dimension (default: from the file)")
     model.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda if available)")
@@ -404,7 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"fail above this centroid cosine (default {DEFAULT_THRESHOLD})")
     report.add_argument("--top-k", type=int, default=5, help="nearest other identities per forget identity in the CSV (default 5)")
     report.add_argument("--show", type=int, default=10, help="pairs printed, highest cosine first (default 10)")
-    report.add_argument("--report", default=DEFAULT_REPORT, help=f"CSV report path (default {DEFAULT_REPORT})")
+    report.add_argument("--report", help=f"CSV report path (default {DEFAULT_REPORT}; with --calibrate: JSON, {DEFAULT_CALIBRATION_REPORT})")
+    calibrate = parser.add_argument_group("calibration (--calibrate: measure a threshold for --model instead of checking)")
+    calibrate.add_argument("--calibrate", action="store_true", help="measure same-/different-person centroid cosines on --packs")
+    calibrate.add_argument("--packs", nargs="+", help="packed datasets with right identity labels, [LABEL=]PATH")
+    calibrate.add_argument("--repeats", type=int, default=5, help="seeded half splits per identity (default 5; --seed is the first seed)")
+    calibrate.add_argument("--max-false-match", type=float, default=0.01, help="false-match budget of the threshold rule (default 0.01)")
+    calibrate.add_argument("--figure", help="write the histograms to this PNG")
     return parser
 
 
