@@ -67,7 +67,7 @@ import torch.nn.functional as F
 
 from faceunlearn.data.dataset import normalize
 from faceunlearn.data.packed import SPLITS, PackedDatasetError, PackedFaces, split_code
-from faceunlearn.data.splits import choose_forget_identities, split_forget_images
+from faceunlearn.data.splits import choose_forget_identities, identity_ids_from_names, split_forget_images
 from faceunlearn.metrics.checks import unit_rows
 from faceunlearn.models.weights import CheckpointMismatchError
 from faceunlearn.paths import expand_path
@@ -197,13 +197,15 @@ def identity_names(packed: PackedFaces, identities: np.ndarray) -> list[str]:
     return names
 
 
-def forget_rows(packed: PackedFaces, num_forget: int, seed: int, explicit: list[int] | None) -> np.ndarray:
+def forget_rows(packed: PackedFaces, num_forget: int, seed: int, explicit: list[int | str] | None) -> np.ndarray:
     """Rows of D_f: training images of Y_f, with Y_f chosen exactly as ``FaceDataModule.setup``."""
     train_rows = packed.select(split="train")
     if len(train_rows) == 0:
         raise InputError(f"{packed.root} has no images in the 'train' split to draw forget identities from")
     train_identities = packed.identities[train_rows]
     try:
+        if explicit is not None:
+            explicit = identity_ids_from_names(explicit, packed.meta.get("identity_names"))
         chosen = choose_forget_identities(train_identities, num_forget, seed, explicit, min_images=4)
     except ValueError as error:
         raise InputError(str(error)) from error
@@ -319,6 +321,11 @@ def forget_settings_from_config(path: str) -> dict:
     if not config_path.is_file():
         raise InputError(f"config {path!r} does not exist")
     data = (yaml.safe_load(config_path.read_text()) or {}).get("data") or {}
+    if isinstance(data, str):  # a file-valued group (data: protocols/x.yaml), relative to the config as jsonargparse reads it
+        data_path = config_path.parent / data
+        if not data_path.is_file():
+            raise InputError(f"config {path!r}: its data file {str(data_path)!r} does not exist")
+        data = yaml.safe_load(data_path.read_text()) or {}
     data = data.get("init_args", data)
     settings = {key: data[key] for key in CONFIG_KEYS if data.get(key) is not None}
     try:
@@ -482,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--forget-data", help="packed dataset ([LABEL=]PATH) the forget identities come from (its train split)")
     forget.add_argument("--seed", type=int, help="forget-set seed (data.seed; default 0)")
     forget.add_argument("--num-forget", type=int, help="number of forget identities (default 10)")
-    forget.add_argument("--forget-identities", type=int, nargs="+", help="explicit forget identity ids instead of a draw")
+    forget.add_argument("--forget-identities", type=lambda entry: int(entry) if entry.lstrip("-").isdigit() else entry, nargs="+",
+                        help="explicit forget identities (ids, or names from the pack's identity_names) instead of a draw")
     others = parser.add_argument_group("identities to check against")
     others.add_argument("--against", nargs="+", help="packed datasets, [LABEL=]PATH (default: the forget dataset and the config's extra_sources)")
     others.add_argument("--splits", nargs="+", help="their splits (default: holdout distractor; with --calibrate: all)")

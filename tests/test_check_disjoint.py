@@ -139,14 +139,21 @@ def test_onnx_reference_model_gives_the_same_cosines(world, tmp_path):
     assert all(abs(float(r["cosine"]) - torch_cosines[key(r)]) < 1e-4 for r in onnx_rows)
 
 
-def test_config_gives_forget_settings_and_extra_sources(world, tmp_path, monkeypatch):
-    """A training config's data section (as in configs/disp_celeba.yaml, with $VAR paths)."""
+@pytest.mark.parametrize("layout", ["inline", "file"])
+def test_config_gives_forget_settings_and_extra_sources(world, tmp_path, monkeypatch, layout):
+    """A training config's data section (as in configs/disp_celeba.yaml, with $VAR paths), inline or as a
+    file-valued group relative to the config (as in configs/sface_glint_disp.yaml: ``data: protocols/x.yaml``)."""
     monkeypatch.setenv("FACEUNLEARN_TEST_DATA", str(world["root"]))
     config = tmp_path / "disp.yaml"
-    config.write_text(json.dumps({"data": {
+    data = {
         "root": "$FACEUNLEARN_TEST_DATA/celeb", "dataset": "celeb", "seed": SEED, "num_forget_identities": NUM_FORGET,
         "extra_sources": {"ijbb": "$FACEUNLEARN_TEST_DATA/ijbb", "cfp": "${FACEUNLEARN_TEST_DATA}/cfp"},
-    }}))
+    }
+    if layout == "file":
+        (tmp_path / "protocols").mkdir()
+        (tmp_path / "protocols" / "data.yaml").write_text(json.dumps(data))
+        data = "protocols/data.yaml"
+    config.write_text(json.dumps({"data": data}))
     report = tmp_path / "r.csv"
     with pytest.raises(SystemExit) as exit:
         main(["--config", str(config), "--model", str(world["checkpoint"]), "--report", str(report)])

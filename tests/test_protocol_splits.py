@@ -49,3 +49,49 @@ def test_the_forget_seed_changes_the_forget_set_only(tmp_path):
         trained = set(datamodule.packed.identities[np.concatenate([datamodule.rows["forget"], datamodule.rows["retain"]])].tolist())
         assert trained.isdisjoint(held) and len(trained) == 16  # no training stream sees an evaluation identity
         assert np.bincount(datamodule.packed.identities[datamodule.rows["train"]]).max() == 10
+
+
+def _with_names(root, names):
+    import json
+
+    meta_path = root / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "identity_names": names}))
+
+
+def test_forget_identities_by_name_and_kept_people_halves(tmp_path):
+    """``forget_identities`` takes folder names; ``retain_eval_query``/``_gallery`` halve every kept person."""
+    root = write_random_packed(tmp_path / "packed", train_identities=12, images_per_identity=6, holdout=0, distractors=0).root
+    _with_names(root, [f"person_{i}" for i in range(12)])
+    datamodule = FaceDataModule(root=str(root), forget_identities=["person_3", 7, "person_10"], batch_size=6,
+                                images_per_identity=2, eval_retain_identities=5, evaluation_seed=0)
+    datamodule.setup()
+    assert datamodule.forget_identity_ids.tolist() == [3, 7, 10]
+    identities = datamodule.packed.identities
+    query, gallery = datamodule.rows["retain_eval_query"], datamodule.rows["retain_eval_gallery"]
+    assert np.array_equal(np.sort(np.concatenate([query, gallery])), np.sort(datamodule.rows["retain_eval"]))
+    assert np.bincount(identities[query]).tolist() == np.bincount(identities[gallery]).tolist()  # 3 + 3 per person
+    assert len(np.unique(identities[query])) == 5 and not set(identities[query].tolist()) & {3, 7, 10}
+
+    unknown = FaceDataModule(root=str(root), forget_identities=["person_3", "Nobody"], batch_size=4, images_per_identity=2)
+    with pytest.raises(ValueError, match="unknown forget identity Nobody .*person_0"):
+        unknown.setup()
+
+
+def test_names_asked_of_a_pack_without_names(tmp_path):
+    root = write_random_packed(tmp_path / "packed", train_identities=6, images_per_identity=6, holdout=0, distractors=0).root
+    datamodule = FaceDataModule(root=str(root), forget_identities=["person_1"], batch_size=4, images_per_identity=2)
+    with pytest.raises(ValueError, match="no identity_names"):
+        datamodule.setup()
+
+
+def test_missing_pack_names_the_prepare_command(tmp_path):
+    """A dataset without a reader of its own (own photos, glint-celebrities) is made with ``prepare folder``."""
+    from faceunlearn.data.datamodule import PREPARE_READERS
+    from faceunlearn.data.packed import PackedDatasetError
+    from faceunlearn.prepare.datasets import READERS
+
+    assert set(PREPARE_READERS) == set(READERS) - {"folder"}
+    for dataset, command in (("own", "prepare folder"), ("celeba", "prepare celeba")):
+        with pytest.raises(PackedDatasetError, match=f"`faceunlearn {command} --root RAW --out .*missing`"):
+            FaceDataModule(root=str(tmp_path / "missing"), dataset=dataset).setup()

@@ -143,7 +143,8 @@ def test_table_4_from_vggface2_runs_and_separate_scenarios(tmp_path, capsys):
     header = next(line for line in table1.splitlines() if line.startswith("| method"))
     assert header == "| method | seeds | forget mAP | forget R@1 | CFP-FP mAP | CFP-FP R@1 | VGGFace2 mAP | VGGFace2 R@1 |"
     assert ("not in these runs (other protocols' benchmarks): retain (held-out) mAP, retain (held-out) R@1, "
-            "celebrities (held-out) mAP, celebrities (held-out) R@1, ORL mAP, ORL R@1.") in table1
+            "celebrities (held-out) mAP, celebrities (held-out) R@1, ORL mAP, ORL R@1, "
+            "kept people mAP, kept people R@1, held-out people mAP, held-out people R@1.") in table1
     assert "| Original | 0 1 2 | 89.00 ± 1.00 |" in table1  # only the CelebA Original, not the VGGFace2 one
     table4 = markdown.split("### Table 4")[1].split("###")[0]
     assert "| Dispersion | 0 1 2 | 10.00 ± 0.00 | n/a (missing) | 4.70 ± 0.00 | 79.00 ± 0.00 | 67.00 ± 0.00 | n/a (missing) |" in table4

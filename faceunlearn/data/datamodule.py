@@ -15,13 +15,18 @@ from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 from faceunlearn.data.dataset import ConcatFaceImages, FaceImages, collate_batch
 from faceunlearn.data.packed import PackedDatasetError, PackedFaces, split_code
 from faceunlearn.data.samplers import IdentityBalancedBatchSampler, ShuffledBatchSampler
-from faceunlearn.data.splits import choose_forget_identities, protocol_splits, split_forget_images, split_per_identity
+from faceunlearn.data.splits import (
+    choose_forget_identities, identity_ids_from_names, protocol_splits, split_forget_images, split_per_identity,
+)
 from faceunlearn.data.synthetic import build_synthetic_dataset
 from faceunlearn.paths import expand_path
 
 
 #: row sets that feed training only; every other named set is an evaluation subset
 TRAINING_ONLY = ("train", "retain")
+#: datasets with a reader of their own in ``faceunlearn prepare`` (faceunlearn.prepare.datasets.READERS, but
+#: "folder"; not imported here: the readers pull in image libraries); others are prepared with ``prepare folder``
+PREPARE_READERS = ("celeba", "vggface2", "cfp", "ijbb")
 #: an extra source's subsets are named "<source>:<subset>"
 SOURCE_SEPARATOR = ":"
 #: image ids and labels of extra source k are shifted by k << 40 so sources never collide
@@ -64,7 +69,9 @@ class FaceDataModule(L.LightningDataModule):
 
     Evaluation subsets, by name (benchmarks in the evaluation callback refer to these names):
     ``forget`` (D_f), ``forget_train``, ``forget_test``, ``retain_eval`` (all images of
-    ``eval_retain_identities`` seeded retain identities), ``holdout``, ``holdout_frontal``,
+    ``eval_retain_identities`` seeded retain identities), ``retain_eval_query`` /
+    ``retain_eval_gallery`` (its per-identity halves, seeded by the evaluation seed: retrieval of
+    kept people), ``holdout``, ``holdout_frontal``,
     ``holdout_profile``, ``holdout_query``, ``holdout_gallery`` (identities never trained on),
     ``distractors``, ``distractor_stills`` and ``distractor_frames``. Every extra source (a
     second packed dataset, e.g. CFP-FP or IJB-B beside CelebA) adds its own evaluation subsets as
@@ -79,7 +86,8 @@ class FaceDataModule(L.LightningDataModule):
         synthetic: if set and ``root`` does not exist, build the synthetic dataset there with these
             arguments of ``faceunlearn.data.synthetic.build_synthetic_dataset``.
         num_forget_identities: size of Y_f, drawn from the training identities with ``seed``.
-        forget_identities: explicit Y_f (identity ids) instead of a seeded draw.
+        forget_identities: explicit Y_f instead of a seeded draw: identity ids, or names from the
+            pack's ``identity_names`` (``prepare folder``: the folder names), e.g. ``[Tom_Hanks, 7]``.
         seed: seeds the forget-set draw, the D_f split and every sampler.
         batch_size: forget batch size P·K (32 in the paper; 160 on VGGFace2).
         images_per_identity: K in P×K forget batches.
@@ -109,7 +117,7 @@ class FaceDataModule(L.LightningDataModule):
         dataset: str | None = None,
         synthetic: dict | None = None,
         num_forget_identities: int = 10,
-        forget_identities: list[int] | None = None,
+        forget_identities: list[int | str] | None = None,
         seed: int = 0,
         batch_size: int = 32,
         images_per_identity: int = 4,
@@ -160,9 +168,10 @@ class FaceDataModule(L.LightningDataModule):
         root = root or self.root
         dataset = dataset or self.hparams.dataset or "DATASET"
         hint = "" if root != self.root or self.hparams.dataset else ", or set data.synthetic to generate the built-in synthetic faces there"
+        reader = dataset if dataset in PREPARE_READERS else "folder"  # any other dataset: one folder per person
         return (
             f"dataset folder {str(root)!r} not found (or incomplete: no meta.json). Convert the raw dataset with "
-            f"`faceunlearn prepare {dataset} --root RAW --out {root}`{hint}."
+            f"`faceunlearn prepare {reader} --root RAW --out {root}`{hint}."
         )
 
     def prepare_data(self) -> None:
@@ -186,8 +195,11 @@ class FaceDataModule(L.LightningDataModule):
         if train_identities.max() >= num_classes:
             raise PackedDatasetError(f"{self.root}: training identity {train_identities.max()} >= num_classes {num_classes}")
 
+        explicit = None
+        if hp.forget_identities is not None:
+            explicit = identity_ids_from_names(hp.forget_identities, packed.meta.get("identity_names"))
         self.forget_identity_ids = choose_forget_identities(
-            train_identities, hp.num_forget_identities, hp.seed, hp.forget_identities, min_images=4
+            train_identities, hp.num_forget_identities, hp.seed, explicit, min_images=4
         )
         is_forget = np.isin(train_identities, self.forget_identity_ids)
         forget_rows = train_rows[is_forget]
@@ -198,13 +210,18 @@ class FaceDataModule(L.LightningDataModule):
         eval_ids = rng.choice(retain_ids, size=min(hp.eval_retain_identities, len(retain_ids)), replace=False)
         evaluation_seed = self.evaluation_seed
 
+        retain_eval = retain_rows[np.isin(packed.identities[retain_rows], eval_ids)]
+        in_retain_query = split_per_identity(packed.identities[retain_eval], 0.5, evaluation_seed, min_per_side=1)
         self.rows = {
             "train": train_rows,
             "forget": forget_rows,
             "forget_train": forget_rows[in_forget_train],
             "forget_test": forget_rows[~in_forget_train],
             "retain": retain_rows,
-            "retain_eval": retain_rows[np.isin(packed.identities[retain_rows], eval_ids)],
+            "retain_eval": retain_eval,
+            # retrieval of kept people: per-identity query/gallery halves of retain_eval
+            "retain_eval_query": retain_eval[in_retain_query],
+            "retain_eval_gallery": retain_eval[~in_retain_query],
             **evaluation_rows(packed, evaluation_seed, max_distractors=hp.max_distractors),
         }
         self.extra = {

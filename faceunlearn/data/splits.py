@@ -7,6 +7,28 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def identity_ids_from_names(requested: Sequence[int | str], identity_names) -> list[int]:
+    """Identity ids for ``requested`` entries: ints as they are, names looked up in ``identity_names``.
+
+    ``identity_names`` is a pack's ``meta.json`` entry: a list indexed by identity id, or a
+    ``{"<id>": name}`` mapping; None when the pack has no names. Unknown names (and names asked of
+    a pack without any) are a ``ValueError`` that lists them.
+    """
+    if isinstance(identity_names, dict):
+        by_name = {str(name): int(identity) for identity, name in identity_names.items()}
+    else:
+        by_name = {str(name): identity for identity, name in enumerate(identity_names or ())}
+    names = [entry for entry in requested if isinstance(entry, str)]
+    if names and not by_name:
+        raise ValueError(f"forget identities given by name ({', '.join(names[:5])}), but the pack's meta.json has no identity_names")
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        close = sorted(by_name)[:8]
+        raise ValueError(f"unknown forget identit{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown[:10])} "
+                         f"(the pack's names are its folder names, e.g. {', '.join(close)})")
+    return [by_name[entry] if isinstance(entry, str) else int(entry) for entry in requested]
+
+
 def choose_forget_identities(
     identities: np.ndarray, num_forget: int, seed: int, explicit: Sequence[int] | None = None, min_images: int = 4
 ) -> np.ndarray:
