@@ -7,12 +7,14 @@ from faceunlearn.losses.dispersion import dispersion_loss, hard_dispersion_loss
 from faceunlearn.losses.gradient_ascent import gradient_ascent_loss
 from faceunlearn.losses.lipschitz import gaussian_noise, lipschitz_loss
 from faceunlearn.losses.random_labeling import random_labels
+from faceunlearn.losses.retention import embedding_distillation_loss, relational_distillation_loss
 
 __all__ = [
     "boundary_shrink_loss",
     "contrastive_unlearning_loss",
     "cosface_loss",
     "dispersion_loss",
+    "embedding_distillation_loss",
     "fgsm_images",
     "gaussian_noise",
     "gradient_ascent_loss",
@@ -20,4 +22,5 @@ __all__ = [
     "lipschitz_loss",
     "nearest_boundary_labels",
     "random_labels",
+    "relational_distillation_loss",
 ]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+import copy
+
 import lightning as L
 import torch
 from torch import nn
 
+from faceunlearn.losses.retention import embedding_distillation_loss, relational_distillation_loss
 from faceunlearn.methods.saliency import (
     SALIENCY_LOSSES,
     make_saliency_loss,
@@ -26,8 +29,21 @@ from faceunlearn.paths import expand_path, file_sha256
 class FaceModule(L.LightningModule):
     """IResNet encoder ``f_θ`` + CosFace head; a method subclass supplies ``loss_terms``.
 
-    The training loss is ``Σ loss_terms(batch) + λ·L_cos(retain batch)`` (SPEC §3: the optional
-    retention term of every method; ``retain_weight`` = λ, 0 disables it and the retain stream).
+    The training loss is ``Σ loss_terms(batch) + Σ_k λ_k·R_k(retain batch)``: the method's own
+    objective plus the retention terms ``retention`` selects, on D_r batches (the retain stream:
+    retain training identities only, never an evaluation identity), all from one forward pass of
+    the retain batch (``faceunlearn.losses.retention``):
+
+    * ``cosface``: ``L_cos`` on the retain batch (SPEC §3, the paper's optional term; ``retain_weight``
+      is its λ);
+    * ``distill``: ``mean_i (1 − cos(f_θ(x_i), f_0(x_i)))``, embedding distillation to the frozen start
+      model ``f_0``;
+    * ``relational``: ``mean_{i≠j} (cos_θ(x_i, x_j) − cos_0(x_i, x_j))²``, the batch's pairwise cosines
+      kept at the start model's.
+
+    ``f_0`` (``start_model``: the backbone and head as loaded from ``init_weights``, frozen, in eval
+    mode, not checkpointed) is kept once per module and shared with methods that need it
+    themselves (Boundary Shrink attacks it).
 
     Args:
         num_classes: CosFace classes (training identities); linked from the DataModule by the CLI.
@@ -41,7 +57,9 @@ class FaceModule(L.LightningModule):
         lr, momentum, weight_decay: optimiser settings (``momentum`` is SGD's).
         lr_schedule: ``constant``, or ``linear`` decay to 0 over the run (the Original fine-tune).
         warmup_steps: linear warm-up steps before the schedule.
-        retain_weight: λ of the retention term.
+        retain_weight: λ of the CosFace retention term (``retention: {cosface: λ}``).
+        retention: retention terms and their weights, e.g. ``{distill: 1.0, relational: 0.5}``
+            (``cosface``, ``distill``, ``relational``; combinable; weights ≥ 0, 0 = off).
         init_weights: start from these weights — a faceunlearn ``.ckpt`` (backbone and head), an
             insightface ``backbone.pth`` (backbone only) or, with ``backbone: onnx``, an ONNX file.
             ``--ckpt_path`` resumes a run instead. Start weights that carry no CosFace head get one
@@ -72,8 +90,10 @@ class FaceModule(L.LightningModule):
             in [-1, 1]) and its number of draws N per image, for ``saliency_loss: lipschitz``.
     """
 
-    #: DataModule streams that ``loss_terms`` reads (the retain stream is added when λ > 0)
+    #: DataModule streams that ``loss_terms`` reads (the retain stream is added when a retention term is on)
     loss_streams: tuple[str, ...] = ("forget",)
+    #: whether the method itself uses the frozen start model ``start_model`` (Boundary Shrink)
+    needs_start_model: bool = False
 
     def __init__(
         self,
@@ -89,6 +109,7 @@ class FaceModule(L.LightningModule):
         lr_schedule: Literal["constant", "linear"] = "constant",
         warmup_steps: int = 0,
         retain_weight: float = 0.0,
+        retention: dict[str, float] | None = None,
         init_weights: str | None = None,
         freeze: list[str] | None = None,
         freeze_bn_stats: bool = True,
@@ -122,6 +143,7 @@ class FaceModule(L.LightningModule):
                 f"forward_chunk_size={forward_chunk_size} must be a positive integer and needs freeze_bn_stats: true "
                 f"(BatchNorm in training mode normalises by batch statistics, so chunks would change the result)"
             )
+        self.retention_weights = retention_weights(retain_weight, retention)
         self.save_hyperparameters()
         #: where the start weights came from and their SHA-256 (checked when a run resumes)
         self.start_weights: dict | None = None
@@ -153,6 +175,13 @@ class FaceModule(L.LightningModule):
         for name, parameter in self.named_parameters():
             if name.startswith(self.frozen_prefixes):
                 parameter.requires_grad_(False)
+        if self.needs_start_model or {"distill", "relational"} & set(self.retention_weights):
+            # f_0, copied right after init_weights were loaded, so a --ckpt_path resume still has the start model
+            start_model = copy.deepcopy(nn.ModuleDict({"backbone": self.backbone, "head": self.head})).eval()
+            start_model.requires_grad_(False)
+            self.__dict__["start_model"] = start_model  # not a submodule: neither trained nor checkpointed
+        else:
+            self.__dict__["start_model"] = None
         #: SalUn masks by parameter name (True = may change); set at fit start or from a checkpoint
         self.saliency_masks: dict[str, torch.Tensor] | None = None
         self._saliency_fixed: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]] = []
@@ -161,17 +190,26 @@ class FaceModule(L.LightningModule):
 
     @property
     def train_streams(self) -> tuple[str, ...]:
-        streams = self.loss_streams + (("retain",) if self.hparams.retain_weight > 0 else ())
+        streams = self.loss_streams + (("retain",) if self.retention_weights else ())
         return tuple(dict.fromkeys(streams))  # a method may read "retain" itself (ContrastiveUnlearning)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw embeddings ``z = f_θ(x)`` (not normalised)."""
+        return self.embed_with(self.backbone, images)
+
+    def embed_with(self, backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """``backbone(images)`` with this module's memory format and forward chunks."""
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         chunk = self.hparams.forward_chunk_size
         if chunk is None or len(images) <= chunk:
-            return self.backbone(images)
-        return torch.cat([self.backbone(part) for part in images.split(chunk)])
+            return backbone(images)
+        return torch.cat([backbone(part) for part in images.split(chunk)])
+
+    def start_embeddings(self, images: torch.Tensor) -> torch.Tensor:
+        """``f_0(x)``: the frozen start model's embeddings, without gradient."""
+        with torch.no_grad():
+            return self.embed_with(self.start_model["backbone"], images)
 
     # -- a CosFace head for start weights that carry none ------------------------------------------
     @property
@@ -208,6 +246,8 @@ class FaceModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._ensure_head()  # before the step-0 evaluation, which runs next
+        if self.start_model is not None:
+            self.start_model.to(self.device)
 
     def on_validation_start(self) -> None:
         self._ensure_head()
@@ -240,10 +280,25 @@ class FaceModule(L.LightningModule):
     def cosface(self, stream: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self(stream["image"]), stream["label"])
 
+    def retention_terms(self, retain: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The weighted retention terms on one retain batch (class doc); one forward pass of it."""
+        weights = self.retention_weights
+        embeddings = self(retain["image"])
+        terms = {}
+        if "cosface" in weights:
+            terms["retain"] = weights["cosface"] * self.head(embeddings, retain["label"])
+        if {"distill", "relational"} & set(weights):
+            start = self.start_embeddings(retain["image"])
+            if "distill" in weights:
+                terms["distill"] = weights["distill"] * embedding_distillation_loss(embeddings, start)
+            if "relational" in weights:
+                terms["relational"] = weights["relational"] * relational_distillation_loss(embeddings, start)
+        return terms
+
     def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
         terms = self.loss_terms(batch)
-        if self.hparams.retain_weight > 0:
-            terms["retain"] = self.hparams.retain_weight * self.cosface(batch["retain"])
+        if self.retention_weights:
+            terms.update(self.retention_terms(batch["retain"]))
         loss = torch.stack(list(terms.values())).sum()
         if not torch.isfinite(loss):
             values = ", ".join(f"{name}={value.item():.4g}" for name, value in terms.items())
@@ -375,3 +430,22 @@ class FaceModule(L.LightningModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+RETENTION_TERMS = ("cosface", "distill", "relational")
+
+
+def retention_weights(retain_weight: float, retention: dict[str, float] | None) -> dict[str, float]:
+    """The retention terms that are on, ``{name: λ > 0}``, from ``retain_weight`` (CosFace's λ) and ``retention``."""
+    retention = dict(retention or {})
+    unknown = sorted(set(retention) - set(RETENTION_TERMS))
+    if unknown:
+        raise ValueError(f"unknown retention term(s) {', '.join(unknown)}; choose from {', '.join(RETENTION_TERMS)}")
+    bad = {name: weight for name, weight in retention.items() if not (isinstance(weight, (int, float)) and weight >= 0)}
+    if bad or retain_weight < 0:
+        raise ValueError(f"retention weights must be numbers >= 0, got {bad or {'retain_weight': retain_weight}}")
+    if retain_weight > 0:
+        if retention.get("cosface", retain_weight) != retain_weight:
+            raise ValueError(f"retain_weight={retain_weight} and retention.cosface={retention['cosface']} disagree; set one of them")
+        retention["cosface"] = retain_weight
+    return {name: float(weight) for name, weight in retention.items() if weight > 0}

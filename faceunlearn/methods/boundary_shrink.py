@@ -1,7 +1,5 @@
 """Boundary Shrink (paper Eq. 9; Chen et al., CVPR 2023) adapted to CosFace."""
 
-import copy
-
 import torch
 
 from faceunlearn.losses import boundary_shrink_loss, fgsm_images, nearest_boundary_labels
@@ -21,19 +19,22 @@ class BoundaryShrink(FaceModule):
         head_freeze: the "HeadFreeze" variant: the CosFace weights are not trained.
     """
 
+    needs_start_model = True  # the frozen Original it attacks: the base's start_model, shared with retention terms
+
     def __init__(self, *args, epsilon: float = 0.1, head_freeze: bool = False, freeze: list[str] | None = None, **kwargs):
         if head_freeze:
             freeze = list(freeze or []) + ["head"]
         super().__init__(*args, freeze=freeze, **kwargs)
-        original = copy.deepcopy(torch.nn.ModuleDict({"backbone": self.backbone, "head": self.head})).eval()
-        original.requires_grad_(False)
-        self.__dict__["original"] = original  # not a submodule: neither trained nor checkpointed
         self.original_head_ready = self.head_ready
+
+    @property
+    def original(self) -> torch.nn.ModuleDict:
+        """The frozen Original model (backbone and head): the base's ``start_model``."""
+        return self.start_model
 
     def on_fit_start(self) -> None:
         fresh_imprint = not self.head_ready  # start weights without a head, not a resume
         super().on_fit_start()
-        self.original.to(self.device)
         if not self.original_head_ready:
             # The Original's head is the imprint of the Original backbone: the head just imprinted on a
             # fresh run, recomputed on a resume (whose trained head is no longer the Original's).
