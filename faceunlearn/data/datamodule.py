@@ -19,6 +19,7 @@ from faceunlearn.data.splits import (
     choose_forget_identities, identity_ids_from_names, protocol_splits, split_forget_images, split_per_identity,
 )
 from faceunlearn.data.synthetic import build_synthetic_dataset
+from faceunlearn.data.views import TwoViews, build_view_pipeline
 from faceunlearn.paths import expand_path
 
 
@@ -65,6 +66,8 @@ class FaceDataModule(L.LightningDataModule):
 
     - ``train``: every training-split image, shuffled (fine-tuning the Original model);
     - ``forget``: D_f^train in identity-balanced P×K batches, ``batch_size`` = P·K (SPEC §2);
+    - ``forget_views``: the same batches with ``views`` [B, 2, 3, H, W], two augmented views per image
+      (``view_transforms``), for view dispersion;
     - ``retain``: D_r training images in shuffled batches of ``retain_batch_size``, for λ·L_cos.
 
     Evaluation subsets, by name (benchmarks in the evaluation callback refer to these names):
@@ -107,6 +110,8 @@ class FaceDataModule(L.LightningDataModule):
             24 shared celebrities).
         max_images_per_identity: keep at most this many images per identity (seeded draw with the
             evaluation seed), in every source; None keeps all.
+        view_transforms: the albumentations pipeline of the ``forget_views`` stream (two views per
+            forget image, ``faceunlearn.data.views``); None: horizontal flip with p = 0.5.
         num_workers: DataLoader workers (0 reads in the main process; the data is a memory map).
     """
 
@@ -131,6 +136,7 @@ class FaceDataModule(L.LightningDataModule):
         evaluation_seed: int | None = None,
         holdout_identities: int = 0,
         max_images_per_identity: int | None = None,
+        view_transforms: list[dict] | None = None,
         num_workers: int = 0,
     ):
         super().__init__()
@@ -262,7 +268,7 @@ class FaceDataModule(L.LightningDataModule):
         }
 
     # -- training streams ----------------------------------------------------------------------
-    def _forget_sampler(self) -> IdentityBalancedBatchSampler:
+    def _forget_sampler(self, mirror: bool = True) -> IdentityBalancedBatchSampler:
         hp = self.hparams
         return IdentityBalancedBatchSampler(
             self.packed.identities[self.rows["forget_train"]],
@@ -270,7 +276,7 @@ class FaceDataModule(L.LightningDataModule):
             hp.images_per_identity,
             seed=hp.seed,
             num_batches=hp.batches_per_epoch,
-            mirror=True,
+            mirror=mirror,
         )
 
     def _loader(self, rows_or_dataset, batch_sampler) -> DataLoader:
@@ -287,6 +293,9 @@ class FaceDataModule(L.LightningDataModule):
         hp = self.hparams
         if name == "forget":
             return self._loader(self.rows["forget_train"], self._forget_sampler())
+        if name == "forget_views":  # the same P×K batches, unmirrored: the view pipeline decides flips
+            views = TwoViews(FaceImages(self.packed, self.rows["forget_train"]), build_view_pipeline(hp.view_transforms), hp.seed + 4)
+            return self._loader(views, self._forget_sampler(mirror=False))
         if name == "retain":
             rows = self.rows["retain"]
             sampler = ShuffledBatchSampler(len(rows), hp.retain_batch_size, hp.seed + 1, hp.batches_per_epoch, mirror=True)
@@ -294,7 +303,7 @@ class FaceDataModule(L.LightningDataModule):
         if name == "train":
             rows = self.rows["train"]
             return self._loader(rows, ShuffledBatchSampler(len(rows), hp.train_batch_size, hp.seed + 2, mirror=True))
-        raise KeyError(f"unknown training stream {name!r}; known: forget, retain, train")
+        raise KeyError(f"unknown training stream {name!r}; known: forget, forget_views, retain, train")
 
     def training_identity_dataloader(self) -> DataLoader:
         """Every training image of the training identities (D_f^train ∪ D_r), unflipped: the images a

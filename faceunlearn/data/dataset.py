@@ -35,14 +35,19 @@ class FaceImages(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def read_uint8(self, indices: np.ndarray) -> np.ndarray:
+        """[B,H,W,3] uint8 images of ``indices`` (mirror bit ignored), read in one sorted pass."""
+        rows = self.rows[np.asarray(indices, dtype=np.int64) % len(self.rows)]
+        order = np.argsort(rows, kind="stable")  # memory maps read fastest in ascending order
+        images = np.empty((len(rows), *self.packed.images.shape[1:]), dtype=np.uint8)
+        images[order] = self.packed.images[rows[order]]
+        return images
+
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         indices = np.asarray(indices, dtype=np.int64)
         mirrored = torch.from_numpy(indices >= len(self.rows))
         rows = self.rows[indices % len(self.rows)]
-        order = np.argsort(rows, kind="stable")  # memory maps read fastest in ascending order
-        images = np.empty((len(rows), *self.packed.images.shape[1:]), dtype=np.uint8)
-        images[order] = self.packed.images[rows[order]]
-        images = normalize(torch.from_numpy(images))
+        images = normalize(torch.from_numpy(self.read_uint8(indices)))
         if mirrored.any():
             images[mirrored] = TF.horizontal_flip(images[mirrored])
         return {

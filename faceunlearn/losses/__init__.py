@@ -3,7 +3,7 @@
 from faceunlearn.losses.boundary_shrink import boundary_shrink_loss, fgsm_images, nearest_boundary_labels
 from faceunlearn.losses.contrastive import contrastive_unlearning_loss
 from faceunlearn.losses.cosface import cosface_loss
-from faceunlearn.losses.dispersion import dispersion_loss, hard_dispersion_loss
+from faceunlearn.losses.dispersion import dispersion_loss, hard_dispersion_loss, view_dispersion_loss
 from faceunlearn.losses.gradient_ascent import gradient_ascent_loss
 from faceunlearn.losses.lipschitz import gaussian_noise, lipschitz_loss
 from faceunlearn.losses.random_labeling import random_labels
@@ -23,4 +23,5 @@ __all__ = [
     "nearest_boundary_labels",
     "random_labels",
     "relational_distillation_loss",
+    "view_dispersion_loss",
 ]

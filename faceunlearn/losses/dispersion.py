@@ -40,3 +40,15 @@ def hard_dispersion_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin:
         return embeddings.sum() * 0.0
     hardest = similarity.masked_fill(~positives, float("-inf")).amax(dim=1)
     return (hardest[anchors] - margin).clamp_min(0.0).mean()
+
+
+def view_dispersion_loss(view_a: torch.Tensor, view_b: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """Augmented-view dispersion (the paper's §6 proposal): ``L_view = 1/B Σ_i max(ẑ_iᵃᵀẑ_iᵇ − m_d, 0)``.
+
+    ``view_a[i]`` and ``view_b[i]`` embed two augmented views of one forget image; pushing them apart
+    removes what is left after identity dispersion: an image still matching itself.
+    """
+    if view_a.shape != view_b.shape:
+        raise ValueError(f"the two views' embeddings differ in shape: {tuple(view_a.shape)} and {tuple(view_b.shape)}")
+    cosine = (F.normalize(view_a.float(), dim=1) * F.normalize(view_b.float(), dim=1)).sum(dim=1)
+    return (cosine - margin).clamp_min(0.0).mean()
