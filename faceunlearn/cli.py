@@ -40,6 +40,7 @@ SUBCOMMANDS = {
     "demo": "faceunlearn.demo",
     "compare": "faceunlearn.compare",
     "sweep": "faceunlearn.experiments.sweep",
+    "tune": "faceunlearn.experiments.tune",
     "report": "faceunlearn.experiments.report",
     "figures": "faceunlearn.figures.cli",
     "prepare": "faceunlearn.prepare.cli",

@@ -92,6 +92,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    _atomic_write_text(Path(path), text)
+
+
 def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
     _atomic_write_text(Path(path), json.dumps(data, indent=2, sort_keys=False) + "\n")
 
