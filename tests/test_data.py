@@ -181,3 +181,44 @@ def test_paths_expand_environment_variables(tmp_path, random_packed, monkeypatch
         FaceDataModule(root="$FACEUNLEARN_TEST_DATA/packed")
     with pytest.raises(PackedDatasetError, match=r"faceunlearn prepare cfp --root RAW --out .*no_cfp"):
         FaceDataModule(root=str(random_packed.root), extra_sources={"cfp": str(tmp_path / "no_cfp")})
+
+
+def test_cycled_images_visit_every_image_within_ceil_n_over_k_appearances():
+    """The paper's VGGFace2 regime: batch 160 = 40 × 4 from 50 identities of ~145 images (issue 11 point 7)."""
+    rng = np.random.default_rng(0)
+    counts = rng.integers(130, 160, size=50)
+    labels = np.repeat(np.arange(50), counts)
+    k = 4
+    sampler = IdentityBalancedBatchSampler(labels, batch_size=160, images_per_identity=k, seed=3, num_batches=400, images="cycle")
+    batches = list(sampler)
+    assert all(len(batch) == 160 and len(set(batch)) == 160 for batch in batches)  # no repeat within a batch
+    seen_by_identity = {identity: [] for identity in range(50)}
+    for batch in batches:
+        for start in range(0, 160, k):
+            group = batch[start:start + k]
+            identity = labels[group[0]]
+            assert (labels[group] == identity).all()
+            seen_by_identity[identity].append(group)
+    for identity, groups in seen_by_identity.items():
+        n = counts[identity]
+        per_pass = -(-n // k)
+        assert len(groups) >= 2 * per_pass  # each identity appears in more than two full passes here
+        for first in range(0, len(groups) - per_pass + 1, per_pass):  # every pass covers every image
+            assert set(np.concatenate(groups[first:first + per_pass]).tolist()) == set(np.flatnonzero(labels == identity).tolist())
+    assert [b for b in sampler] == batches  # seeded: same epoch, same batches
+    uniform = IdentityBalancedBatchSampler(labels, batch_size=160, images_per_identity=k, seed=3, num_batches=400)
+    assert [b for b in uniform] != batches  # the default draws images afresh (the published results' sampler)
+    with pytest.raises(ValueError, match="images='round'"):
+        IdentityBalancedBatchSampler(labels, 160, k, images="round")
+
+
+def test_datamodule_forget_images_option(random_packed):
+    from faceunlearn.data import FaceDataModule
+
+    def batches(images):
+        datamodule = FaceDataModule(root=str(random_packed.root), num_forget_identities=4, batch_size=8, images_per_identity=2,
+                                    batches_per_epoch=6, eval_retain_identities=3, forget_images=images)
+        datamodule.setup()
+        return [batch["image_id"].tolist() for batch in datamodule.stream("forget")]
+
+    assert batches("cycle") == batches("cycle") and batches("cycle") != batches("uniform")

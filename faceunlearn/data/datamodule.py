@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import json
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import numpy as np
@@ -112,6 +113,10 @@ class FaceDataModule(L.LightningDataModule):
             evaluation seed), in every source; None keeps all.
         view_transforms: the albumentations pipeline of the ``forget_views`` stream (two views per
             forget image, ``faceunlearn.data.views``); None: horizontal flip with p = 0.5.
+        forget_images: how a forget batch draws each identity's K images: ``uniform`` (afresh every
+            batch; the published results) or ``cycle`` (through a seeded permutation, so all of an
+            identity's n images are seen within ⌈n/K⌉ of its batches; for many images per identity,
+            e.g. the VGGFace2 scenario). See ``IdentityBalancedBatchSampler``.
         num_workers: DataLoader workers (0 reads in the main process; the data is a memory map).
     """
 
@@ -137,6 +142,7 @@ class FaceDataModule(L.LightningDataModule):
         holdout_identities: int = 0,
         max_images_per_identity: int | None = None,
         view_transforms: list[dict] | None = None,
+        forget_images: Literal["uniform", "cycle"] = "uniform",
         num_workers: int = 0,
     ):
         super().__init__()
@@ -277,6 +283,7 @@ class FaceDataModule(L.LightningDataModule):
             seed=hp.seed,
             num_batches=hp.batches_per_epoch,
             mirror=mirror,
+            images=hp.forget_images,
         )
 
     def _loader(self, rows_or_dataset, batch_sampler) -> DataLoader:
