@@ -28,3 +28,12 @@ def write_random_packed(root, train_identities=20, images_per_identity=12, holdo
 @pytest.fixture
 def random_packed(tmp_path):
     return write_random_packed(tmp_path / "packed")
+
+
+@pytest.fixture
+def start_weights_override(tmp_path):
+    """LightningCLI arguments naming an existing dummy start-weights file: sweep-style tests that
+    replace ``sweep.run_one`` need the file to exist, never to load."""
+    weights = tmp_path / "original.ckpt"
+    weights.write_bytes(b"weights")
+    return ["--model.init_args.init_weights", str(weights)]

@@ -33,14 +33,11 @@ class FakeRunner:
 
 
 @pytest.fixture
-def fake(monkeypatch, tmp_path):
+def fake(monkeypatch, tmp_path, start_weights_override):
     """Configs that need no checkpoint (init_weights = an existing dummy file), and a fake runner."""
-    weights = tmp_path / "original.ckpt"
-    weights.write_bytes(b"weights")
     runner = FakeRunner()
     monkeypatch.setattr(sweep, "run_one", runner)
-    override = ["--model.init_args.init_weights", str(weights)]
-    return runner, override, tmp_path / "out"
+    return runner, start_weights_override, tmp_path / "out"
 
 
 def _arg(spec, name):

@@ -30,12 +30,10 @@ class LrRunner:
 
 
 @pytest.fixture
-def runner(monkeypatch, tmp_path):
-    weights = tmp_path / "original.ckpt"
-    weights.write_bytes(b"weights")
+def runner(monkeypatch, start_weights_override):
     fake = LrRunner()
     monkeypatch.setattr(sweep, "run_one", fake)
-    return fake, ["--model.init_args.init_weights", str(weights)]
+    return fake, start_weights_override
 
 
 def test_objective_is_the_declared_rule():

@@ -43,11 +43,11 @@ class FaceImages(Dataset):
         images[order] = self.packed.images[rows[order]]
         return images
 
-    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        indices = np.asarray(indices, dtype=np.int64)
+    def batch(self, indices: np.ndarray, images_uint8: np.ndarray) -> dict[str, torch.Tensor]:
+        """The batch dict of ``indices`` from their already-read ``images_uint8`` (mirror bit applied)."""
         mirrored = torch.from_numpy(indices >= len(self.rows))
         rows = self.rows[indices % len(self.rows)]
-        images = normalize(torch.from_numpy(self.read_uint8(indices)))
+        images = normalize(torch.from_numpy(images_uint8))
         if mirrored.any():
             images[mirrored] = TF.horizontal_flip(images[mirrored])
         return {
@@ -55,6 +55,10 @@ class FaceImages(Dataset):
             "label": torch.from_numpy(self.packed.identities[rows] + self.label_offset),
             "image_id": torch.from_numpy(self.packed.image_ids[rows] + self.image_id_offset),
         }
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        indices = np.asarray(indices, dtype=np.int64)
+        return self.batch(indices, self.read_uint8(indices))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {key: value[0] for key, value in self.__getitems__([index]).items()}

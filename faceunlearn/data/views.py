@@ -60,8 +60,8 @@ class TwoViews(Dataset):
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         indices = np.asarray(indices, dtype=np.int64) % len(self.images)
-        batch = self.images.__getitems__(indices.tolist())
-        raw = self.images.read_uint8(indices)
+        raw = self.images.read_uint8(indices)  # read once: the batch's image and both views come from it
+        batch = self.images.batch(indices, raw)
         self.pipeline.set_random_seed(zlib.crc32(np.concatenate([[self.seed], indices]).astype(np.int64).tobytes()))
         # albumentations works image by image; forget batches are small (P×K, e.g. 32) and this runs in the loader
         views = np.stack([[self.pipeline(image=image)["image"] for _ in range(2)] for image in raw])  # [B, 2, H, W, 3]
