@@ -35,21 +35,46 @@ TRAINER_DEFAULTS = {
 }
 
 
-#: ``faceunlearn <word> ...`` commands beside LightningCLI's fit/validate/test: word -> module with ``main(argv)``
-SUBCOMMANDS = {
-    "demo": "faceunlearn.demo",
-    "compare": "faceunlearn.compare",
-    "sweep": "faceunlearn.experiments.sweep",
-    "tune": "faceunlearn.experiments.tune",
-    "report": "faceunlearn.experiments.report",
-    "figures": "faceunlearn.figures.cli",
-    "prepare": "faceunlearn.prepare.cli",
-    "export": "faceunlearn.export",
-    "check-disjoint": "faceunlearn.check_disjoint",
+#: ``faceunlearn <word> ...`` commands beside LightningCLI's fit/validate/test: word -> (module with ``main(argv)``, one line)
+COMMANDS = {
+    "demo": ("faceunlearn.demo", "synthetic faces -> Original -> Dispersion (paper recipe and selected) -> results table"),
+    "compare": ("faceunlearn.compare", "every method on one forget set: the paper's Tables 1 and 2"),
+    "sweep": ("faceunlearn.experiments.sweep", "method configs x forget sets from one Original, resumable"),
+    "tune": ("faceunlearn.experiments.tune", "choose a method's settings with Optuna on validation forget sets only"),
+    "reevaluate": ("faceunlearn.experiments.reevaluate", "a sweep's finished runs, evaluated again with today's benchmarks"),
+    "report": ("faceunlearn.experiments.report", "a sweep's tables (mean +- std over forget sets) and trade-off curves"),
+    "figures": ("faceunlearn.figures.cli", "a run's curves and t-SNE figures"),
+    "prepare": ("faceunlearn.prepare.cli", "pack a real dataset (CelebA, VGGFace2, CFP-FP, IJB-B, a folder per person)"),
+    "check-disjoint": ("faceunlearn.check_disjoint", "check forget identities against the held-out and distractor people"),
+    "export": ("faceunlearn.export", "write the unlearned network as an insightface-loadable ONNX model"),
+}
+SUBCOMMANDS = {word: module for word, (module, _) in COMMANDS.items()}
+#: LightningCLI's commands that faceunlearn supports (``predict`` is not: embeddings come from the evaluation callback)
+TRAINER_COMMANDS = {
+    "fit": "train (unlearn) with a config: faceunlearn fit --config configs/demo_disp.yaml",
+    "validate": "evaluate a model's benchmarks: faceunlearn validate --config X.yaml [--ckpt_path Y.ckpt]",
+    "test": "the same benchmarks through trainer.test",
 }
 
 
+def overview() -> str:
+    """``faceunlearn --help``: every command, one line each."""
+    width = max(map(len, [*COMMANDS, *TRAINER_COMMANDS]))
+    lines = ["usage: faceunlearn COMMAND [ARGS]   (also installed as `lightning`; COMMAND --help for its options)", "",
+             "Lightning commands (LightningCLI; the config picks the method):"]
+    lines += [f"  {word:<{width}}  {text}" for word, text in TRAINER_COMMANDS.items()]
+    lines += ["", "faceunlearn commands:"]
+    lines += [f"  {word:<{width}}  {text}" for word, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
 class FaceUnlearnCLI(LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        commands = dict(LightningCLI.subcommands())
+        commands.pop("predict", None)  # unsupported: our modules' embeddings come from the evaluation callback
+        return commands
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.add_lightning_class_args(RetrievalEvaluation, "evaluation")
@@ -71,7 +96,10 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> FaceUnlearnCLI:
 
 def main(argv: list[str] | None = None) -> None:
     words = sys.argv[1:] if argv is None else argv
-    if words and words[0] in SUBCOMMANDS:
+    if not words or words[0] in ("-h", "--help"):
+        print(overview())
+        return
+    if words[0] in SUBCOMMANDS:
         from importlib import import_module
 
         import_module(SUBCOMMANDS[words[0]]).main(words[1:])

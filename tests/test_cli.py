@@ -88,3 +88,25 @@ def test_fit_writes_outputs_and_resume_is_exact(tmp_path, random_packed):
     assert resumed.trainer.global_step == 6
     for (key, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), key
+
+
+def test_help_lists_every_command_and_predict_is_refused(capsys):
+    from faceunlearn.cli import COMMANDS, TRAINER_COMMANDS, main
+
+    main(["--help"])
+    text = capsys.readouterr().out
+    for word in [*COMMANDS, *TRAINER_COMMANDS]:
+        assert f"\n  {word} " in text, word
+    assert "predict" not in text
+    for word, (module, _) in COMMANDS.items():  # each names a module with a main(argv)
+        assert callable(getattr(__import__(module, fromlist=["main"]), "main")), word
+    with pytest.raises(SystemExit):
+        main(["predict", "--config", str(Path(__file__).resolve().parents[1] / "configs/demo_disp.yaml")])
+    assert "invalid choice: 'predict'" in capsys.readouterr().err
+
+
+def test_fit_imports_neither_faiss_nor_insightface_nor_onnxruntime():
+    code = ("import sys, faceunlearn.cli, faceunlearn.methods, faceunlearn.data, faceunlearn.callbacks; "
+            "print(sorted(m for m in ('faiss', 'insightface', 'onnxruntime', 'onnx2torch', 'optuna') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

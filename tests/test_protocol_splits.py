@@ -95,3 +95,26 @@ def test_missing_pack_names_the_prepare_command(tmp_path):
     for dataset, command in (("own", "prepare folder"), ("celeba", "prepare celeba")):
         with pytest.raises(PackedDatasetError, match=f"`faceunlearn {command} --root RAW --out .*missing`"):
             FaceDataModule(root=str(tmp_path / "missing"), dataset=dataset).setup()
+
+
+def test_validation_identities_are_disjoint_from_the_reported_held_out_ones(tmp_path):
+    root = write_random_packed(tmp_path / "packed", train_identities=24, images_per_identity=14, holdout=0, distractors=0).root
+    plain = _datamodule(root, seed=0)
+    split = FaceDataModule(root=str(root), num_forget_identities=3, batch_size=6, images_per_identity=2, evaluation_seed=0,
+                           holdout_identities=8, max_images_per_identity=10, eval_retain_identities=4, seed=1,
+                           validation_fraction=0.25)
+    split.setup()
+    ids = split.packed.identities
+    validation, reported = set(ids[split.rows["validation"]].tolist()), set(ids[split.rows["holdout"]].tolist())
+    assert len(validation) == 2 and len(reported) == 6 and validation.isdisjoint(reported)
+    assert validation | reported == set(ids[plain.rows["holdout"]].tolist())
+    # each image keeps its side: the reported halves are the unsplit halves minus the validation identities
+    for side in ("query", "gallery"):
+        unsplit = plain.rows[f"holdout_{side}"]
+        assert np.array_equal(split.rows[f"holdout_{side}"], unsplit[~np.isin(ids[unsplit], list(validation))])
+        assert np.array_equal(split.rows[f"validation_{side}"], unsplit[np.isin(ids[unsplit], list(validation))])
+    # training streams never see either
+    trained = set(ids[np.concatenate([split.rows["forget"], split.rows["retain"]])].tolist())
+    assert trained.isdisjoint(validation | reported)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        FaceDataModule(root=str(root), validation_fraction=1.0)

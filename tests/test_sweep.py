@@ -113,7 +113,9 @@ def test_a_failing_run_leaves_no_done_json_and_stops(fake):
 
 def test_changed_settings_warn_but_keep_the_finished_run(fake, capsys, tmp_path):
     runner, override, out = fake
-    config = tmp_path / "demo_disp.yaml"
+    config = tmp_path / "configs" / "demo_disp.yaml"
+    config.parent.mkdir()
+    (config.parent / "protocols").symlink_to(REPO / "configs" / "protocols")  # its data/evaluation files
     config.write_text(Path(DISP).read_text())
     sweep.sweep([str(config)], [0], str(out), overrides=override)
     config.write_text(Path(DISP).read_text() + "\n# changed\n")
@@ -122,6 +124,14 @@ def test_changed_settings_warn_but_keep_the_finished_run(fake, capsys, tmp_path)
     sweep.sweep([str(config)], [0], str(out), overrides=override)
     assert runner.calls == []
     assert "different config file content" in capsys.readouterr().out
+    # a protocol file the config names is part of its content too
+    protocols = tmp_path / "protocols"
+    protocols.mkdir()
+    (protocols / "demo_data.yaml").write_text((REPO / "configs/protocols/demo_data.yaml").read_text())
+    config.write_text(config.read_text().replace("data: protocols/demo_data.yaml", f"data: {protocols / 'demo_data.yaml'}"))
+    before = sweep.config_sha256(config)
+    (protocols / "demo_data.yaml").write_text((protocols / "demo_data.yaml").read_text() + "batches_per_epoch: 7\n")
+    assert sweep.config_sha256(config) != before
 
 
 def test_finetune_configs_are_left_out_and_the_original_comes_from_the_finetune_config(fake, monkeypatch, tmp_path, capsys):
@@ -188,7 +198,7 @@ def test_an_unfinished_original_is_resumed_and_a_finished_one_reused(tmp_path, m
     class Fake:
         def __init__(self, args, run):
             trainer = type("T", (), {"checkpoint_callback": type("C", (), {"dirpath": str(checkpoint.parent)})()})()
-            trainer.fit = lambda model, data, ckpt_path=None: fits.append(ckpt_path)
+            trainer.fit = lambda model, data, ckpt_path=None, weights_only=None: fits.append(ckpt_path) or weights_only
             self.trainer, self.model, self.datamodule = trainer, None, None
 
     monkeypatch.setattr(faceunlearn.cli, "cli_main", Fake)
@@ -240,3 +250,34 @@ def test_each_scenario_has_its_own_original(fake, monkeypatch, tmp_path):
                       "original_vggface2/seed0": str(backbone), "disp_vggface2/seed0": str(backbone)}
     assert "--model.init_args.init_weights" not in specs[3].args  # its config's own weights
     assert layout.read_done(out / "original_vggface2/seed0")["scenario"] == "vggface2"
+
+
+def test_reevaluate_reads_a_finished_sweep_and_keeps_its_training_times(fake, monkeypatch):
+    from faceunlearn.experiments import reevaluate
+
+    runner, override, out = fake
+    sweep.sweep([DISP, GA], [0, 1], str(out), overrides=override)
+    for spec in runner.calls:
+        if spec.kind == "method":  # the fake runner trains nothing: give each run the checkpoint a fit leaves
+            (spec.run_dir / layout.CHECKPOINTS).mkdir()
+            (spec.run_dir / layout.CHECKPOINTS / "last.ckpt").write_text("weights")
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    again = FakeRunner()
+    monkeypatch.setattr(reevaluate, "run_one", again)
+    new = out.parent / "new"
+    reevaluate.reevaluate(str(out), str(new), override)
+    assert sorted(spec.name for spec in again.calls) == sorted(spec.name for spec in runner.calls)
+    for spec in again.calls:
+        old_done = layout.read_done(out / spec.stem / f"seed{spec.seed}")
+        done = layout.read_done(spec.run_dir)
+        assert done["seconds"] == old_done["seconds"] and "evaluation_seconds" in done
+        assert done["reevaluated_from"] == str(out / spec.stem / f"seed{spec.seed}")
+        assert _arg(spec, "--data.seed") == str(spec.seed)
+        if spec.kind == "reevaluate":
+            assert spec.ckpt_path == str(out / spec.stem / f"seed{spec.seed}" / layout.CHECKPOINTS / "last.ckpt")
+        else:
+            assert spec.kind == "original" and spec.ckpt_path is None
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before  # the old sweep is only read
+    assert len(collect(new)) == 6
+    with pytest.raises(SystemExit, match="outside the sweep"):
+        reevaluate.reevaluate(str(out), str(out / "inside"), override)

@@ -46,7 +46,12 @@ def test_objective_is_the_declared_rule():
 def test_param_specs():
     assert parse_param("model.init_args.lr=loguniform:1e-5:1e-2") == tune.Param("model.init_args.lr", "loguniform", 1e-5, 1e-2)
     assert parse_param("--data.batches_per_epoch=int:10:50").key == "data.batches_per_epoch"
-    assert parse_param("model.init_args.freeze=choice:null,[head]").choices == (None, ["head"])
+    assert parse_param("model.init_args.lr=choice:1e-3,0.01").choices == (1e-3, 0.01)
+    # lists are kept as text for Optuna and parsed back when written into the config
+    freeze = parse_param("model.init_args.freeze=choice:[]|[backbone.layer1, backbone.layer2]")
+    assert freeze.choices == ("[]", "[backbone.layer1, backbone.layer2]")
+    assert [tune.config_value(choice) for choice in freeze.choices] == [[], ["backbone.layer1", "backbone.layer2"]]
+    assert tune.config_value(0.5) == 0.5 and tune.config_value("sgd") == "sgd"
     for bad in ("model.init_args.lr", "lr=gauss:1:2", "lr=loguniform:0:1", "lr=uniform:2:1", "lr=int:a:b"):
         with pytest.raises(ValueError, match="--param"):
             parse_param(bad)
@@ -82,6 +87,15 @@ def test_trials_table_best_config_and_a_shared_study(runner, tmp_path):
     assert chosen["model"]["init_args"]["lr"] == pytest.approx(float(best["model.init_args.lr"]))
     assert "validation forget sets 100 101 only" in text and "values tried: model.init_args.lr:" in text
     assert f"study 'tune_demo_disp', storage {storage}" in text
+    import json
+
+    study = json.loads((out / "study.json").read_text())
+    assert study["method"] == "Dispersion" and study["retention"] == ["retain"] and study["seeds"] == [100, 101]
+    assert study["original_forget_mAP"] == pytest.approx(0.9) and study["original_retention_mAP"] == pytest.approx(0.9)
+    (out / "trials.csv").unlink()
+    calls = len(fake.calls)
+    tune.tune(CONFIG, params, [100, 101], 0, str(out), ["retain"], overrides=override, storage=storage)  # rewrite only
+    assert len(fake.calls) == calls and len(list(csv.DictReader((out / "trials.csv").open()))) == 5
 
 
 def test_best_config_inlines_file_valued_groups(tmp_path):

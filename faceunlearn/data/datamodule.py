@@ -35,12 +35,17 @@ SOURCE_SEPARATOR = ":"
 SOURCE_OFFSET_BITS = 40
 
 
-def evaluation_rows(packed: PackedFaces, seed: int, query_fraction: float = 0.5, max_distractors: int | None = None) -> dict[str, np.ndarray]:
+def evaluation_rows(packed: PackedFaces, seed: int, query_fraction: float = 0.5, max_distractors: int | None = None,
+                    validation_fraction: float = 0.0) -> dict[str, np.ndarray]:
     """Evaluation subsets every packed dataset provides, from its splits and tags.
 
     ``holdout_query`` / ``holdout_gallery`` halve every held-out identity's images (seeded; the
     VGGFace2 test protocol, SPEC §5); ``distractors`` is capped at ``max_distractors`` by a
-    seeded draw (the paper uses 75,000 IJB-B faces).
+    seeded draw (the paper uses 75,000 IJB-B faces). With ``validation_fraction`` > 0, a seeded
+    ``round(fraction · H)`` of the H held-out identities become *validation* identities
+    (``validation``, ``validation_frontal``, ``validation_profile``, ``validation_query``,
+    ``validation_gallery``, for model selection) and every ``holdout*`` subset keeps only the others
+    (the reported benchmarks); each image keeps the query/gallery side it has without the split.
     """
     holdout = packed.select(split="holdout")
     in_query = split_per_identity(packed.identities[holdout], query_fraction, seed, min_per_side=1)
@@ -48,16 +53,36 @@ def evaluation_rows(packed: PackedFaces, seed: int, query_fraction: float = 0.5,
     if max_distractors is not None and len(distractors) > max_distractors:
         rng = np.random.default_rng(seed + 3)
         distractors = np.sort(rng.choice(distractors, size=max_distractors, replace=False))
-    return {
-        "holdout": holdout,
-        "holdout_frontal": packed.select(split="holdout", tag="frontal"),
-        "holdout_profile": packed.select(split="holdout", tag="profile"),
-        "holdout_query": holdout[in_query],
-        "holdout_gallery": holdout[~in_query],
+    frontal, profile = packed.select(split="holdout", tag="frontal"), packed.select(split="holdout", tag="profile")
+    rows = {}
+    held_out_ids = np.unique(packed.identities[holdout])
+    validation_ids = np.zeros(0, dtype=held_out_ids.dtype)
+    if validation_fraction > 0 and len(held_out_ids):
+        count = int(round(validation_fraction * len(held_out_ids)))
+        if not 0 < count < len(held_out_ids):
+            raise ValueError(f"validation_fraction={validation_fraction} of {len(held_out_ids)} held-out identities leaves "
+                             f"{count} validation and {len(held_out_ids) - count} reported ones; both need at least one")
+        validation_ids = np.random.default_rng(seed + 5).choice(held_out_ids, size=count, replace=False)
+        is_validation = np.isin(packed.identities[holdout], validation_ids)
+        rows.update({
+            "validation": holdout[is_validation],
+            "validation_frontal": frontal[np.isin(packed.identities[frontal], validation_ids)],
+            "validation_profile": profile[np.isin(packed.identities[profile], validation_ids)],
+            "validation_query": holdout[is_validation & in_query],
+            "validation_gallery": holdout[is_validation & ~in_query],
+        })
+    is_test = ~np.isin(packed.identities[holdout], validation_ids)
+    rows.update({
+        "holdout": holdout[is_test],
+        "holdout_frontal": frontal[~np.isin(packed.identities[frontal], validation_ids)],
+        "holdout_profile": profile[~np.isin(packed.identities[profile], validation_ids)],
+        "holdout_query": holdout[is_test & in_query],
+        "holdout_gallery": holdout[is_test & ~in_query],
         "distractors": distractors,
         "distractor_stills": np.intersect1d(distractors, packed.select(split="distractor", tag="still")),
         "distractor_frames": np.intersect1d(distractors, packed.select(split="distractor", tag="frame")),
-    }
+    })
+    return rows
 
 
 class FaceDataModule(L.LightningDataModule):
@@ -77,6 +102,7 @@ class FaceDataModule(L.LightningDataModule):
     ``retain_eval_gallery`` (its per-identity halves, seeded by the evaluation seed: retrieval of
     kept people), ``holdout``, ``holdout_frontal``,
     ``holdout_profile``, ``holdout_query``, ``holdout_gallery`` (identities never trained on),
+    ``validation*`` (held-out identities kept for model selection, ``validation_fraction``),
     ``distractors``, ``distractor_stills`` and ``distractor_frames``. Every extra source (a
     second packed dataset, e.g. CFP-FP or IJB-B beside CelebA) adds its own evaluation subsets as
     ``<source>:<subset>``, e.g. ``cfp:holdout_profile`` or ``ijbb:distractors``.
@@ -109,6 +135,11 @@ class FaceDataModule(L.LightningDataModule):
         holdout_identities: move this many training identities (drawn with the evaluation seed) to
             the held-out split: evaluation identities no training stream ever sees (e.g. 12 of the
             24 shared celebrities).
+        validation_fraction: share of every source's held-out identities (seeded draw with the
+            evaluation seed) kept apart as validation identities for model selection
+            (``faceunlearn tune``): subsets ``validation``, ``validation_query``,
+            ``validation_gallery``, ``validation_frontal``, ``validation_profile``; the ``holdout*``
+            subsets (the reported benchmarks) then hold only the others. 0: no validation identities.
         max_images_per_identity: keep at most this many images per identity (seeded draw with the
             evaluation seed), in every source; None keeps all.
         view_transforms: the albumentations pipeline of the ``forget_views`` stream (two views per
@@ -140,6 +171,7 @@ class FaceDataModule(L.LightningDataModule):
         max_distractors: int | None = None,
         evaluation_seed: int | None = None,
         holdout_identities: int = 0,
+        validation_fraction: float = 0.0,
         max_images_per_identity: int | None = None,
         view_transforms: list[dict] | None = None,
         forget_images: Literal["uniform", "cycle"] = "uniform",
@@ -151,6 +183,8 @@ class FaceDataModule(L.LightningDataModule):
         self.eval_subset_names: list[str] | None = None
         self.root = expand_path(root, "data.root")
         self.extra_roots = {name: expand_path(path, f"data.extra_sources.{name}") for name, path in (extra_sources or {}).items()}
+        if not 0 <= validation_fraction < 1:
+            raise ValueError(f"data.validation_fraction must be in [0, 1), got {validation_fraction}")
         bad = [name for name in self.extra_roots if SOURCE_SEPARATOR in name or not name]
         if bad:
             raise ValueError(f"extra source names {bad} must be non-empty and contain no {SOURCE_SEPARATOR!r}")
@@ -234,10 +268,12 @@ class FaceDataModule(L.LightningDataModule):
             # retrieval of kept people: per-identity query/gallery halves of retain_eval
             "retain_eval_query": retain_eval[in_retain_query],
             "retain_eval_gallery": retain_eval[~in_retain_query],
-            **evaluation_rows(packed, evaluation_seed, max_distractors=hp.max_distractors),
+            **evaluation_rows(packed, evaluation_seed, max_distractors=hp.max_distractors,
+                              validation_fraction=hp.validation_fraction),
         }
         self.extra = {
-            name: (source, evaluation_rows(source, evaluation_seed, max_distractors=hp.max_distractors))
+            name: (source, evaluation_rows(source, evaluation_seed, max_distractors=hp.max_distractors,
+                                           validation_fraction=hp.validation_fraction))
             for name, source in ((name, self._protocol_view(PackedFaces.open(root))) for name, root in self.extra_roots.items())
         }
         # Fail at set-up, not mid-training, on an impossible P×K for this forget set.

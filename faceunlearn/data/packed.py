@@ -77,6 +77,20 @@ class PackedFaces:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    # Pickled (DataLoader workers under ``spawn``, ``ddp_spawn``), a memory map would be copied whole
+    # (6–15 GB for real packs). The pickle holds the folder, meta and the split column (a protocol may
+    # have changed it); the receiving process opens the memory map and index columns itself.
+    def __getstate__(self) -> dict:
+        return {"root": str(self.root), "splits": self.splits, "meta": self.meta}
+
+    def __setstate__(self, state: dict) -> None:
+        opened = PackedFaces.open(state["root"])
+        if opened.splits.shape != state["splits"].shape:
+            raise PackedDatasetError(f"{state['root']} changed since this dataset was pickled ({len(opened)} images now, "
+                                     f"{len(state['splits'])} then)")
+        self.__dict__.update(opened.__dict__)
+        self.splits, self.meta = state["splits"], state["meta"]
+
     def select(self, split: str | None = None, tag: str | None = None) -> np.ndarray:
         """Row indices of the images in ``split`` (and with ``tag``), in stored order."""
         mask = np.ones(len(self), dtype=bool)

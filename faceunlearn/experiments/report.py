@@ -12,7 +12,11 @@ CS is a cosine, with 3.
 
 Writes ``report.md`` (markdown, also printed), ``report.csv`` (method, table, benchmark, metric,
 mean, std, n, scenario; values as fractions like results.csv; empty mean/std when missing) and
-``report.tex`` (booktabs tabulars, mean$\\pm$std) into ``--out`` (default RUN_DIR/report).
+``report.tex`` (booktabs tabulars, mean$\\pm$std) into ``--out`` (default RUN_DIR/report), and the
+trade-off figure ``tradeoff.png`` (also in TensorBoard under ``tensorboard/``): forget mAP against
+retention mAP of the reported runs and, with ``--tune DIR ...``, of every trial of those tuning
+studies (validation), each with its Pareto front, and the validation front table
+(``faceunlearn.experiments.tradeoff``).
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from faceunlearn.experiments import layout
-from faceunlearn.experiments.tables import TABLES, TABLES_BY_NUMBER, Column, Table, method_sort_key
+from faceunlearn.experiments.tables import TABLE_1, TABLES, TABLES_BY_NUMBER, Column, Table, method_sort_key
 
 MISSING = "n/a (missing)"
+#: the retention benchmarks of Table 1 (the trade-off's retention axis: the mean mAP of those a run has)
+RETENTION_BENCHMARKS = [column.benchmark for column in TABLE_1.columns if column.group == "retention" and column.metric == "mAP"]
 REPORT_CSV_COLUMNS = ("method", "table", "benchmark", "metric", "mean", "std", "n", "scenario")
 
 
@@ -270,8 +276,33 @@ def time_table(runs: list[Run]) -> str:
 
 
 # ---------------------------------------------------------------------------------- writing
-def write_report(runs: list[Run], out: str | Path, run_dir: str, tables: tuple[Table, ...] = TABLES) -> str:
-    """Write report.md, report.csv and report.tex into ``out``; returns the markdown."""
+def tradeoff_section(runs: list[Run], studies: list, out: Path) -> str:
+    """The trade-off figure (PNG + TensorBoard) and the validation front table (``faceunlearn.experiments.tradeoff``)."""
+    from faceunlearn.experiments import tradeoff
+
+    rows = [row for row in rows_of(runs) if TABLE_1.selects(row.scenario)]
+    points = tradeoff.sweep_points(rows, RETENTION_BENCHMARKS)
+    original = next((point for point in points if point.label == "Original"), None)
+    methods = [point for point in points if point.label != "Original"]
+    if not studies and not methods:
+        return ""
+    tradeoff.write_tradeoff(studies, methods, original, out)
+    text = [f"### Trade-off: forget mAP against retention mAP\n\n![trade-off]({tradeoff.PNG})\n\n"
+            f"Left: every trial of each tuning study, on its validation forget sets and validation retention identities; "
+            f"right: the reported runs (mean over their forget sets; retention = mean mAP over "
+            f"{', '.join(sorted({name for row in rows for run in row.runs for name in RETENTION_BENCHMARKS if (name, 'mAP') in run.metrics})) or '—'}). "
+            f"Lines: the Pareto fronts (lower forget, higher retention). Also in TensorBoard: `tensorboard --logdir {out / 'tensorboard'}`."]
+    if methods:
+        front = tradeoff.pareto_front([p.forget for p in methods], [p.retention for p in methods])
+        text.append("On the test front: " + ", ".join(f"{p.label} ({100 * p.forget:.2f} / {100 * p.retention:.2f})"
+                                                     for p, on in sorted(zip(methods, front), key=lambda item: item[0].forget) if on) + ".")
+    if studies:
+        text.append("#### Validation Pareto fronts (the analogue of the paper's Appendix Table 5)\n\n" + tradeoff.front_table(studies))
+    return "\n\n".join(text)
+
+
+def write_report(runs: list[Run], out: str | Path, run_dir: str, tables: tuple[Table, ...] = TABLES, studies: list = ()) -> str:
+    """Write report.md, report.csv and report.tex (and the trade-off figure) into ``out``; returns the markdown."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = build_tables(runs, tables)
@@ -283,6 +314,7 @@ def write_report(runs: list[Run], out: str | Path, run_dir: str, tables: tuple[T
         "have the value). mAP, R@1 and acc in %, CS as a cosine.",
         markdown_tables(results, run_dir),
         "### Run time\n\n" + time_table(runs) if runs else "",
+        tradeoff_section(runs, list(studies), out),
     ]).rstrip() + "\n"
     (out / "report.md").write_text(markdown)
     (out / "report.tex").write_text(latex_tables(results, run_dir))
@@ -301,6 +333,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="folder for report.md, report.csv, report.tex (default RUN_DIR/report)")
     parser.add_argument("--tables", nargs="+", choices=sorted(TABLES_BY_NUMBER), default=sorted(TABLES_BY_NUMBER),
                         help="which tables (default: 1 2 3 4)")
+    parser.add_argument("--tune", nargs="+", default=[], metavar="TUNE_DIR",
+                        help="`faceunlearn tune --out` folders: their trials join the trade-off figure and front table")
     args = parser.parse_args(argv)
     if not Path(args.run_dir).is_dir():
         raise SystemExit(f"report: {args.run_dir!r} is not a folder")
@@ -308,6 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     if not runs:
         print(f"report: no finished runs (done.json) under {args.run_dir}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.run_dir) / "report"
-    markdown = write_report(runs, out, args.run_dir, tuple(TABLES_BY_NUMBER[n] for n in args.tables))
+    from faceunlearn.experiments.tradeoff import read_study
+
+    studies = [read_study(folder) for folder in args.tune]
+    markdown = write_report(runs, out, args.run_dir, tuple(TABLES_BY_NUMBER[n] for n in args.tables), studies)
     print(markdown)
     print(f"wrote {out / 'report.md'}, {out / 'report.csv'} and {out / 'report.tex'}")

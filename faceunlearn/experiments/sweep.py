@@ -105,12 +105,35 @@ def file_sha256(path: str | os.PathLike | None) -> str | None:
     return sha256(path)
 
 
+def config_sha256(path: str | os.PathLike) -> str | None:
+    """SHA-256 of a config and of the group files it names (``data: protocols/x.yaml``), in order.
+
+    A protocol file shared by several configs is part of what a run was made with: editing it must
+    show as a changed config, as editing the config itself does.
+    """
+    import hashlib
+
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256(path.read_bytes())
+    document = yaml.safe_load(path.read_text()) or {}
+    for group, value in document.items() if isinstance(document, dict) else ():
+        group_file = path.parent / str(value)
+        if isinstance(value, str) and value.endswith((".yaml", ".yml")) and group_file.is_file():
+            digest.update(f"\n{group}: {value}\n".encode())
+            digest.update(group_file.read_bytes())
+    return digest.hexdigest()
+
+
 # ---------------------------------------------------------------------------------- runs
 @dataclass
 class RunSpec:
-    """One run of the sweep: a method run (``fit``) or the Original's evaluation (``validate``)."""
+    """One run of the sweep: a method run (``fit``), the Original's evaluation or a re-evaluation (``validate``)."""
 
-    kind: str  # "method" | "original"
+    kind: str  # "method" | "original" | "reevaluate"
     config: str
     stem: str
     seed: int
@@ -119,6 +142,8 @@ class RunSpec:
     args: list[str]  # LightningCLI arguments (no subcommand)
     init_weights: str | None
     settings: dict = field(default_factory=dict)
+    #: kind "reevaluate": the finished run's checkpoint, evaluated (``validate``) with the current benchmarks
+    ckpt_path: str | None = None
 
     @property
     def name(self) -> str:
@@ -158,10 +183,12 @@ def run_one(spec: RunSpec) -> RunResult:
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     if spec.kind == "original":
         trainer.validate(model, data)
+    elif spec.kind == "reevaluate":
+        trainer.validate(model, data, ckpt_path=spec.ckpt_path, weights_only=True)
     else:
         trainer.fit(model, data)
     history = RetrievalEvaluation.of(trainer).history
-    if spec.kind != "original" and (not history or history[-1][0] != trainer.global_step):
+    if spec.kind == "method" and (not history or history[-1][0] != trainer.global_step):
         trainer.validate(model, data)  # training ended between evaluations: evaluate the final model
         history = RetrievalEvaluation.of(trainer).history
     if not history:
@@ -202,7 +229,7 @@ def ensure_original(finetune_config: str, overrides: list[str]) -> Path:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=ARGS_WARNING)
         finetune = cli_main(["--config", finetune_config, *overrides], run=False)
-    finetune.trainer.fit(finetune.model, finetune.datamodule, ckpt_path=resume)
+    finetune.trainer.fit(finetune.model, finetune.datamodule, ckpt_path=resume, weights_only=True)
     checkpoint = Path(finetune.trainer.checkpoint_callback.dirpath) / "last.ckpt"
     print(f"[sweep] Original model trained in {format_seconds(time.perf_counter() - start)}: {checkpoint}")
     del finetune
@@ -214,7 +241,7 @@ def _checkpoint_epoch(path: Path) -> int | None:
     import torch
 
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("epoch"))
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("epoch"))
     except Exception:  # not a Lightning checkpoint (e.g. insightface weights): nothing to resume
         return None
 
@@ -235,7 +262,7 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
     weights_sha = {w: file_sha256(_expanded(w)) for w in set(start_weights.values())}
 
     def settings(config: str, weights: str | None) -> dict:
-        return {"config": config, "config_sha256": file_sha256(config), "overrides": list(overrides),
+        return {"config": config, "config_sha256": config_sha256(config), "overrides": list(overrides),
                 "init_weights": weights, "init_weights_sha256": weights_sha.get(weights)}
 
     specs = []
@@ -356,7 +383,8 @@ def execute(specs: list[RunSpec], runner=None) -> list[RunSpec]:
             moved = layout.move_aside(spec.run_dir)
             print(f"[sweep] {spec.name}: unfinished folder from an earlier sweep moved aside to {moved}; redoing the run")
         spec.run_dir.mkdir(parents=True)
-        what = "evaluating the Original" if spec.kind == "original" else f"unlearning with {spec.config}"
+        what = {"original": "evaluating the Original", "reevaluate": f"evaluating {spec.ckpt_path} again"}.get(
+            spec.kind, f"unlearning with {spec.config}")
         print(f"[sweep] run {index}/{len(todo)}: {spec.name} ({what}, forget set {spec.seed})", flush=True)
         run_start = time.perf_counter()
         try:

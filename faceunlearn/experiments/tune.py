@@ -15,14 +15,18 @@
   settings that forget enough, else the best balance.
 * **Search space**: ``--param KEY=SPEC`` with ``KEY`` a LightningCLI argument (``model.init_args.lr``)
   and ``SPEC`` one of ``loguniform:LOW:HIGH``, ``uniform:LOW:HIGH``, ``int:LOW:HIGH``,
-  ``choice:A,B,...`` (values parsed as YAML scalars).
+  ``choice:A,B,...`` (values parsed as YAML; ``choice:[]|[a, b]`` separates choices that hold commas,
+  e.g. the trainable layers ``model.init_args.freeze``).
 * **Many processes or machines** share one study through Optuna's RDB storage (``--storage``,
   e.g. ``sqlite:///…/study.db`` on a shared disk, or a PostgreSQL URL): start the same command in
   each; Optuna hands out the trials (``load_if_exists``). The sampler is Optuna's TPE, seeded
   (``--sampler-seed``).
 * **Outputs**, written atomically after every trial: ``OUT/trials.csv`` (every finished trial: its
   values, per-seed forget and retention mAP, objective) and ``OUT/best.yaml``: the config with the
-  best trial's values written in, its header naming the study, the seeds and every value tried.
+  best trial's values written in, its header naming the study, the seeds and every value tried;
+  ``OUT/study.json``: the config, method, seeds, retention benchmarks and the Original's validation
+  scores (``faceunlearn report --tune`` draws the trade-off curves from these files). ``--trials 0``
+  rewrites them from the storage without running a trial.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from faceunlearn.experiments.sweep import execute, method_configs, plan_runs
 #: the forget sets reported in the results tables; never tuned on
 REPORTED_SEEDS = (0, 1, 2)
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
+#: the study's description beside trials.csv: config, method, seeds, retention benchmarks, the Original's scores
+STUDY = "study.json"
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,16 @@ class Param:
         return trial.suggest_categorical(self.key, list(self.choices))
 
 
+def _number_or(value):
+    """``1e-3`` is a string to YAML 1.1 (no dot); a choice of it means the number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def parse_param(text: str) -> Param:
     """``KEY=loguniform:LOW:HIGH`` | ``KEY=uniform:LOW:HIGH`` | ``KEY=int:LOW:HIGH`` | ``KEY=choice:A,B``."""
     key, separator, spec = text.partition("=")
@@ -72,7 +88,12 @@ def parse_param(text: str) -> Param:
         raise ValueError(f"--param {text!r}: expected KEY=SPEC with SPEC one of loguniform:LOW:HIGH, uniform:LOW:HIGH, "
                          f"int:LOW:HIGH, choice:A,B,...")
     if kind == "choice":
-        return Param(key, kind, choices=tuple(yaml.safe_load(value) for value in rest.split(",")))
+        # "|" separates choices that hold commas (YAML lists such as freeze: [a, b]); Optuna keeps
+        # those as their text, parsed back by ``config_value``
+        texts = rest.split("|") if "|" in rest else rest.split(",")
+        values = [_number_or(yaml.safe_load(value)) for value in texts]
+        return Param(key, kind, choices=tuple(value if value is None or isinstance(value, (bool, int, float, str)) else text.strip()
+                                              for value, text in zip(values, texts)))
     try:
         low, high = (float(value) for value in rest.split(":"))
     except ValueError:
@@ -80,6 +101,13 @@ def parse_param(text: str) -> Param:
     if not low < high or (kind == "loguniform" and low <= 0):
         raise ValueError(f"--param {text!r}: need 0 < LOW < HIGH for loguniform, LOW < HIGH otherwise")
     return Param(key, kind, low, high)
+
+
+def config_value(value):
+    """A trial's value as the config holds it: the text of a list/dict choice parsed back to YAML."""
+    if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
+        return yaml.safe_load(value)
+    return value
 
 
 def objective(forget: float, retention: float, original_forget: float, original_retention: float, ratio: float = 0.5) -> float:
@@ -121,9 +149,20 @@ def evaluate_originals(config: str, seeds: list[int], out: Path, overrides: list
     return {spec.seed: (spec.name, spec.run_dir) for spec in specs}
 
 
-def write_outputs(study, config: str, params: list[Param], seeds: list[int], out: Path, storage: str | None) -> None:
-    """``trials.csv`` and ``best.yaml`` (module doc), atomically."""
+def write_outputs(study, config: str, params: list[Param], seeds: list[int], out: Path, storage: str | None,
+                  retention: list[str] = (), originals: tuple[float, float] | None = None, forget_ratio: float = 0.5) -> None:
+    """``trials.csv``, ``best.yaml`` and ``study.json`` (module doc), atomically."""
     import optuna
+
+    document = yaml.safe_load(Path(config).read_text())
+    layout.write_json_atomic(out / STUDY, {
+        "study": study.study_name, "storage": storage, "config": str(config),
+        "method": str(document.get("model", {}).get("class_path", "")).rsplit(".", 1)[-1],
+        "seeds": list(seeds), "retention": list(retention), "forget_ratio": forget_ratio,
+        "params": [p.key for p in params],
+        "original_forget_mAP": None if originals is None else originals[0],
+        "original_retention_mAP": None if originals is None else originals[1],
+    })
 
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not trials:
@@ -138,7 +177,6 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
     layout.write_text_atomic(out / "trials.csv", text.getvalue())
 
     best = study.best_trial
-    document = yaml.safe_load(Path(config).read_text())
     for group, value in list(document.items()):  # file-valued groups (data: protocols/x.yaml) are inlined:
         path = Path(config).parent / str(value)   # best.yaml lives elsewhere, so relative paths would break
         if isinstance(value, str) and value.endswith((".yaml", ".yml")) and path.is_file():
@@ -148,7 +186,7 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = value
+        node[leaf] = config_value(value)
     tried = "; ".join(f"{p.key}: " + ", ".join(f"{t.params[p.key]:.3g}" if isinstance(t.params[p.key], float) else str(t.params[p.key])
                                              for t in trials) for p in params)
     header = (f"# {Path(config).name} with the values `faceunlearn tune` chose (study {study.study_name!r}"
@@ -205,7 +243,7 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
         return value
 
     def after_trial(study, _trial) -> None:
-        write_outputs(study, config, params, seeds, out_dir, storage)
+        write_outputs(study, config, params, seeds, out_dir, storage, retention, (original_forget, original_retention), forget_ratio)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
@@ -213,7 +251,10 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
         sampler=optuna.samplers.TPESampler(seed=sampler_seed), load_if_exists=True,
     )
     study.optimize(run_trial, n_trials=trials, callbacks=[after_trial])
-    write_outputs(study, config, params, seeds, out_dir, storage)
+    write_outputs(study, config, params, seeds, out_dir, storage, retention, (original_forget, original_retention), forget_ratio)
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        print(f"[tune] no finished trial in study {study.study_name!r} yet")
+        return study
     best = study.best_trial
     print(f"[tune] best trial {best.number}: {best.params}, objective {best.value:.4f}; wrote {out_dir / 'best.yaml'} and "
           f"{out_dir / 'trials.csv'}")

@@ -9,9 +9,19 @@
 """
 from .centroids import centroid_accuracy, head_accuracy
 from .compactness import cluster_compactness
-from .neighbours import cmc_recall, nearest_neighbours
 from .retrieval import retrieval_metrics, retrieval_metrics_extended
 from .benchmarks import Benchmark, evaluate_benchmarks
+
+
+
+def __getattr__(name: str):
+    """``nearest_neighbours`` and ``cmc_recall`` import FAISS: only when asked for (``fit`` never needs it)."""
+    if name in ("nearest_neighbours", "cmc_recall"):
+        from . import neighbours
+
+        return getattr(neighbours, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "retrieval_metrics",
