@@ -7,7 +7,8 @@ checkpointing callback are configured in their own top-level sections ``evaluati
 ``faceunlearn compare`` runs every method on one forget set (the paper's Tables 1 and 2),
 ``faceunlearn prepare`` packs a real dataset, ``faceunlearn check-disjoint`` checks the forget
 identities against the distractor and retention identities, ``faceunlearn export`` writes an
-insightface-loadable ONNX model.
+insightface-loadable ONNX model. Those commands live in ``faceunlearn.commands``, one module each
+(``COMMANDS``), apart from the library they drive.
 """
 
 from __future__ import annotations
@@ -37,16 +38,16 @@ TRAINER_DEFAULTS = {
 
 #: ``faceunlearn <word> ...`` commands beside LightningCLI's fit/validate/test: word -> (module with ``main(argv)``, one line)
 COMMANDS = {
-    "demo": ("faceunlearn.demo", "synthetic faces -> Original -> Dispersion (paper recipe and selected) -> results table"),
-    "compare": ("faceunlearn.compare", "every method on one forget set: the paper's Tables 1 and 2"),
-    "sweep": ("faceunlearn.experiments.sweep", "method configs x forget sets from one Original, resumable"),
-    "tune": ("faceunlearn.experiments.tune", "choose a method's settings with Optuna on validation forget sets only"),
-    "reevaluate": ("faceunlearn.experiments.reevaluate", "a sweep's finished runs, evaluated again with today's benchmarks"),
-    "report": ("faceunlearn.experiments.report", "a sweep's tables (mean +- std over forget sets) and trade-off curves"),
-    "figures": ("faceunlearn.figures.cli", "a run's curves and t-SNE figures"),
-    "prepare": ("faceunlearn.prepare.cli", "pack a real dataset (CelebA, VGGFace2, CFP-FP, IJB-B, a folder per person)"),
-    "check-disjoint": ("faceunlearn.check_disjoint", "check forget identities against the held-out and distractor people"),
-    "export": ("faceunlearn.export", "write the unlearned network as an insightface-loadable ONNX model"),
+    "demo": ("faceunlearn.commands.demo", "synthetic faces -> Original -> Dispersion (paper recipe and selected) -> results table"),
+    "compare": ("faceunlearn.commands.compare", "every method on one forget set: the paper's Tables 1 and 2"),
+    "sweep": ("faceunlearn.commands.sweep", "method configs x forget sets from one Original, resumable"),
+    "tune": ("faceunlearn.commands.tune", "choose a method's settings with Optuna on validation forget sets only"),
+    "reevaluate": ("faceunlearn.commands.reevaluate", "a sweep's finished runs, evaluated again with today's benchmarks"),
+    "report": ("faceunlearn.commands.report", "a sweep's tables (mean +- std over forget sets) and trade-off curves"),
+    "figures": ("faceunlearn.commands.figures", "a run's curves and t-SNE figures"),
+    "prepare": ("faceunlearn.commands.prepare", "pack a real dataset (CelebA, VGGFace2, CFP-FP, IJB-B, a folder per person)"),
+    "check-disjoint": ("faceunlearn.commands.check_disjoint", "check forget identities against the held-out and distractor people"),
+    "export": ("faceunlearn.commands.export", "write the unlearned network as an insightface-loadable ONNX model"),
 }
 SUBCOMMANDS = {word: module for word, (module, _) in COMMANDS.items()}
 #: LightningCLI's commands that faceunlearn supports (``predict`` is not: embeddings come from the evaluation callback)
@@ -74,6 +75,11 @@ class FaceUnlearnCLI(LightningCLI):
         commands = dict(LightningCLI.subcommands())
         commands.pop("predict", None)  # unsupported: our modules' embeddings come from the evaluation callback
         return commands
+
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> "Trainer":
+        if config.get("enable_checkpointing") is False:  # the `checkpoint:` section is always there; honour the switch
+            callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
+        return super()._instantiate_trainer(config, callbacks)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")

@@ -9,7 +9,6 @@ unlearning run's step-0 evaluation is the Original model's row of the table.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -85,18 +84,3 @@ def run_demo(finetune_config: str, unlearn_configs: list[str], out_dir: str, met
     print(f"  {'total':<60s} {sum(s for n, s in timings if not n.startswith('  ')):7.1f} s")
     print(f"\nWrote {out / 'results.csv'} and {out / 'results.md'}; curves: tensorboard --logdir lightning_logs")
     return rows
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="faceunlearn demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--finetune-config", default="configs/demo_finetune.yaml")
-    parser.add_argument("--configs", nargs="+", default=["configs/demo_disp_paper.yaml", "configs/demo_disp.yaml"],
-                        help="the unlearning configs, one row each (default: the paper's recipe, then the selected configuration)")
-    parser.add_argument("--methods", nargs="+", default=None,
-                        help="their names in the results table (default: 'Dispersion (paper recipe)', 'Dispersion (selected)')")
-    parser.add_argument("--out", default="lightning_logs/demo", help="folder for results.csv and results.md")
-    parser.add_argument("--retrain", action="store_true", help="train the Original model even if its checkpoint exists")
-    args = parser.parse_args(argv)
-    methods = args.methods or (["Dispersion (paper recipe)", "Dispersion (selected)"] if args.configs == parser.get_default("configs")
-                               else [Path(config).stem for config in args.configs])
-    run_demo(args.finetune_config, args.configs, args.out, methods, args.retrain)

@@ -36,7 +36,6 @@ extra package; the torch.export-based one (``dynamo=True``) needs ``onnxscript``
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import warnings
@@ -47,7 +46,6 @@ import torch
 from torch import nn
 
 from faceunlearn.models.iresnet import DEPTHS, TINY, build_backbone
-from faceunlearn.models.onnx_backbone import OnnxModelError
 from faceunlearn.models.weights import CheckpointMismatchError, load_state_dict_strict
 
 INPUT_NAME = "data"
@@ -337,26 +335,3 @@ def export_onnx_run(checkpoint: str | os.PathLike, state: dict[str, torch.Tensor
         partial.unlink(missing_ok=True)
     return {"path": str(out), "backbone": f"onnx ({model.source.name})", "embedding_size": model.embedding_size,
             "opset": opset, "min_cosine": cosine, "check": "onnxruntime, source input convention"}
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="faceunlearn export",
-        description="Export a backbone to ONNX for insightface (model_zoo.get_model → ArcFaceONNX).",
-    )
-    parser.add_argument("--ckpt", required=True, help="faceunlearn .ckpt or insightface backbone.pth")
-    parser.add_argument("--out", required=True, help="output .onnx file")
-    parser.add_argument("--backbone", choices=[*DEPTHS, "iresnet_tiny"], help="architecture (default: from the checkpoint)")
-    parser.add_argument("--embedding-size", type=int, help="embedding dimension (default: from the checkpoint)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    args = parser.parse_args(argv)
-    try:
-        result = export_onnx(args.ckpt, args.out, args.backbone, args.embedding_size, args.opset, args.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError, CheckpointMismatchError, ExportError, OnnxModelError) as error:
-        raise SystemExit(f"faceunlearn export: error: {error}") from None
-    check = result.get("check", "insightface ArcFaceONNX.get_feat")
-    print(
-        f"wrote {result['path']}: {result['backbone']}, {result['embedding_size']}-d embedding, opset "
-        f"{result['opset']}; {check} vs PyTorch: min cosine {result['min_cosine']:.6f}"
-    )

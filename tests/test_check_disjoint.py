@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from faceunlearn.calibration import Calibration, calibration_cosines, centroid_size_sweep, choose_threshold
-from faceunlearn.check_disjoint import DEFAULT_THRESHOLD, forget_rows, main, make_embedder
+from faceunlearn.check_disjoint import DEFAULT_THRESHOLD, forget_rows, make_embedder
+from faceunlearn.commands.check_disjoint import main
 from faceunlearn.data.dataset import normalize
 from faceunlearn.data import FaceDataModule
 from faceunlearn.data.packed import PackedFaces, PackedFacesWriter, split_code, tag_code

@@ -98,11 +98,29 @@ def test_help_lists_every_command_and_predict_is_refused(capsys):
     for word in [*COMMANDS, *TRAINER_COMMANDS]:
         assert f"\n  {word} " in text, word
     assert "predict" not in text
-    for word, (module, _) in COMMANDS.items():  # each names a module with a main(argv)
-        assert callable(getattr(__import__(module, fromlist=["main"]), "main")), word
+    import importlib.util
+
+    for word, (module, _) in COMMANDS.items():  # each names a module with a main(argv), found without importing it
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and "def main(" in Path(spec.origin).read_text(), word
     with pytest.raises(SystemExit):
         main(["predict", "--config", str(Path(__file__).resolve().parents[1] / "configs/demo_disp.yaml")])
     assert "invalid choice: 'predict'" in capsys.readouterr().err
+
+
+def test_the_commands_live_together_in_faceunlearn_commands_and_import_light():
+    import pkgutil
+
+    import faceunlearn.commands
+    from faceunlearn.cli import COMMANDS
+
+    modules = sorted(f"faceunlearn.commands.{info.name}" for info in pkgutil.iter_modules(faceunlearn.commands.__path__))
+    assert sorted(module for module, _ in COMMANDS.values()) == modules  # one module per command, nothing else there
+    heavy = ("torch", "lightning", "onnx", "onnxruntime", "cv2", "insightface", "optuna", "matplotlib", "faiss")
+    code = (f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"  # heavy libraries load only when a command's main() runs
 
 
 def test_fit_imports_neither_faiss_nor_insightface_nor_onnxruntime():
@@ -110,3 +128,16 @@ def test_fit_imports_neither_faiss_nor_insightface_nor_onnxruntime():
             "print(sorted(m for m in ('faiss', 'insightface', 'onnxruntime', 'onnx2torch', 'optuna') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_checkpointing_can_be_switched_off(tmp_path, random_packed):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def trainer(*extra):
+        return cli_main(["--config", str(REPO / "configs/demo_disp.yaml"), "--model.init_args.init_weights", "null",
+                         "--data.root", str(random_packed.root), "--data.synthetic", "null",
+                         "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), *extra], run=False).trainer
+
+    assert any(isinstance(callback, ModelCheckpoint) for callback in trainer().callbacks)
+    off = trainer("--trainer.enable_checkpointing", "false")
+    assert not any(isinstance(callback, ModelCheckpoint) for callback in off.callbacks)

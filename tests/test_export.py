@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from faceunlearn.data.dataset import normalize
-from faceunlearn.export import export_onnx, infer_backbone_name, load_backbone, main
+from faceunlearn.commands.export import main
+from faceunlearn.export import export_onnx, infer_backbone_name, load_backbone
 from faceunlearn.models import build_backbone
 from faceunlearn.models.iresnet import DEPTHS
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from faceunlearn.data.dataset import normalize
-from faceunlearn.export import export_onnx, main
+from faceunlearn.commands.export import main
+from faceunlearn.export import export_onnx
 from faceunlearn.methods import Dispersion
 from faceunlearn.models.weights import CheckpointMismatchError
 from tests.onnx_fixtures import runtime_session, write_tiny_recognizer

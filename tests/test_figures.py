@@ -7,7 +7,7 @@ import torch
 
 from faceunlearn import runfiles
 from faceunlearn.figures import figures_for_run
-from faceunlearn.figures.cli import main as figures_main
+from faceunlearn.commands.figures import main as figures_main
 from faceunlearn.figures.curves import read_scalar
 from faceunlearn.figures.tsne import perplexity_for, tsne_figure
 

@@ -10,7 +10,7 @@ from faceunlearn.data import FaceDataModule, PackedDatasetError, PackedFaces, Pa
 from faceunlearn.data.packed import TAGS, split_code, tag_code
 from faceunlearn.prepare import detector as detector_module
 from faceunlearn.prepare.align import ARCFACE_TEMPLATE, align_face
-from faceunlearn.prepare.cli import main, run
+from faceunlearn.commands.prepare import main, run
 from faceunlearn.prepare.detector import FaceLandmarker, pick_face
 from faceunlearn.prepare.errors import PrepareError
 
@@ -213,7 +213,7 @@ def test_interrupted_run_resumes_and_equals_an_uninterrupted_run_bit_for_bit(cel
 
         return original_convert(*args, **kwargs, on_checkpoint=stop)
 
-    monkeypatch.setattr("faceunlearn.prepare.cli.convert", interrupted_convert)
+    monkeypatch.setattr("faceunlearn.prepare.job.convert", interrupted_convert)
     with pytest.raises(KeyboardInterrupt):
         run(argv)
     assert seen and seen[0] < 20
@@ -223,7 +223,7 @@ def test_interrupted_run_resumes_and_equals_an_uninterrupted_run_bit_for_bit(cel
     # different arguments: refuse to mix, and say which
     with pytest.raises(PrepareError, match=r"different arguments \(partitions: 'train' then, 'train,val' now\)"):
         run([*argv, "--partitions", "train,val"])
-    monkeypatch.setattr("faceunlearn.prepare.cli.convert", original_convert)
+    monkeypatch.setattr("faceunlearn.prepare.job.convert", original_convert)
     summary = run(argv)
     assert summary.resumed_from == seen[0]
     resumed, straight = _files(out), _files(celeba_pack.root)
@@ -253,7 +253,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(celeba, celeba_pack, tmp_
         original_write(self, start, images)
 
     monkeypatch.setattr(PackedFacesWriter, "write", dying_write)
-    monkeypatch.setattr("faceunlearn.prepare.cli.convert", lambda *a, **k: original_convert(*a, **k, batch_size=3))
+    monkeypatch.setattr("faceunlearn.prepare.job.convert", lambda *a, **k: original_convert(*a, **k, batch_size=3))
     with pytest.raises(SystemError, match="killed"):
         run(argv)
     progress = json.loads((out.with_name("killed.partial") / "prepare_progress.json").read_text())
@@ -274,7 +274,7 @@ def test_resume_refuses_a_changed_dataset(tmp_path, monkeypatch):
     def stop(done):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("faceunlearn.prepare.cli.convert", lambda *a, **k: original_convert(*a, **k, on_checkpoint=stop))
+    monkeypatch.setattr("faceunlearn.prepare.job.convert", lambda *a, **k: original_convert(*a, **k, on_checkpoint=stop))
     with pytest.raises(KeyboardInterrupt):
         prepare(*argv)
     monkeypatch.undo()

@@ -17,7 +17,7 @@ from PIL import Image
 from faceunlearn.data import PackedFaces
 from faceunlearn.prepare import worker, yunet
 from faceunlearn.prepare.align import ARCFACE_TEMPLATE
-from faceunlearn.prepare.cli import main, run
+from faceunlearn.commands.prepare import main, run
 from faceunlearn.prepare.detector import DetectorSpec, FaceLandmarker, detector_kind, load_detector
 from faceunlearn.prepare.errors import PrepareError
 from faceunlearn.prepare.images import read_rgb

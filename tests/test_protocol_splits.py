@@ -118,3 +118,13 @@ def test_validation_identities_are_disjoint_from_the_reported_held_out_ones(tmp_
     assert trained.isdisjoint(validation | reported)
     with pytest.raises(ValueError, match="validation_fraction"):
         FaceDataModule(root=str(root), validation_fraction=1.0)
+
+
+def test_by_default_the_forget_seed_moves_no_benchmark(tmp_path):
+    root = write_random_packed(tmp_path / "packed", train_identities=16, images_per_identity=10, holdout=6, distractors=30).root
+    first, second = (FaceDataModule(root=str(root), num_forget_identities=3, batch_size=6, images_per_identity=2,
+                                    eval_retain_identities=4, max_distractors=10, seed=seed) for seed in (0, 1))
+    first.setup(), second.setup()
+    for name in ("holdout_query", "holdout_gallery", "distractors"):
+        assert np.array_equal(first.rows[name], second.rows[name]), name
+    assert not np.array_equal(first.rows["forget"], second.rows["forget"])

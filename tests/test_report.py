@@ -5,8 +5,9 @@ import csv
 import numpy as np
 import pytest
 
+from faceunlearn.commands.report import main
 from faceunlearn.experiments import layout
-from faceunlearn.experiments.report import MISSING, collect, main
+from faceunlearn.experiments.report import MISSING, collect
 from faceunlearn.reporting import tidy_rows, write_csv
 
 

@@ -213,7 +213,7 @@ def test_an_unfinished_original_is_resumed_and_a_finished_one_reused(tmp_path, m
 
 
 def test_compare_is_a_one_seed_sweep_with_tables_1_and_2(fake, monkeypatch, capsys):
-    from faceunlearn import compare
+    from faceunlearn.commands import compare
 
     runner, override, out = fake
     checkpoint = out.parent / "ft/last.ckpt"

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from faceunlearn.experiments.report import main
+from faceunlearn.commands.report import main
 from faceunlearn.experiments.tradeoff import PNG, pareto_front, read_study
 from tests.test_report import make_run
 

@@ -117,3 +117,14 @@ def test_best_config_inlines_file_valued_groups(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["fit", "--config", str(out / "best.yaml"), "--print_config"])
     assert exit_info.value.code in (0, None)
+
+
+def test_grid_sampler_tries_each_choice_once(runner, tmp_path):
+    fake, override = runner
+    params = [parse_param("model.init_args.lr=choice:0.001,0.01")]
+    tune.tune(CONFIG, params, [100], 5, str(tmp_path / "grid"), ["retain"], overrides=override, sampler="grid")
+    rows = list(csv.DictReader((tmp_path / "grid" / "trials.csv").open()))
+    assert sorted(float(row["model.init_args.lr"]) for row in rows) == [0.001, 0.01]
+    with pytest.raises(SystemExit, match="choice: params only"):
+        tune.tune(CONFIG, [parse_param("model.init_args.lr=loguniform:1e-4:1e-2")], [100], 1, str(tmp_path / "g2"), ["retain"],
+                  overrides=override, sampler="grid")

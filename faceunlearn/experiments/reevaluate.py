@@ -14,8 +14,6 @@ is only read. Resumable like a sweep: finished re-evaluations are skipped.
 
 from __future__ import annotations
 
-import argparse
-import shlex
 from pathlib import Path
 
 from faceunlearn.experiments import layout
@@ -72,17 +70,3 @@ def reevaluate(old: str, new: str, overrides: list[str] = ()) -> list[RunSpec]:
             layout.write_json_atomic(spec.run_dir / layout.DONE, done)
     print(f"[reevaluate] {len(specs)} runs of {old} evaluated again into {new}: faceunlearn report {new}")
     return specs
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="faceunlearn reevaluate", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 1)[1])
-    parser.add_argument("old", metavar="OLD_SWEEP", help="a sweep's --out folder (only read)")
-    parser.add_argument("--out", required=True, help="folder for the re-evaluated runs")
-    parser.add_argument("--override", default="", help="LightningCLI arguments for every evaluation, one quoted string")
-    args = parser.parse_args(argv)
-    reevaluate(args.old, args.out, shlex.split(args.override))
-
-
-if __name__ == "__main__":
-    main()

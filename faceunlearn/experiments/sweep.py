@@ -32,10 +32,8 @@ the sweep's own arguments (seed, start weights, output folders) come after it an
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
-import shlex
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -445,18 +443,3 @@ def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str |
         execute(specs)
     print(f"[sweep] all {len(specs)} runs finished in {out_dir}; tables: faceunlearn report {out_dir}")
     return specs
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="faceunlearn sweep", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:]))
-    parser.add_argument("--configs", nargs="+", required=True, help="one unlearning config per method (FineTune configs are left out)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="forget-set seeds (default: 0 1 2, the paper's three forget sets)")
-    parser.add_argument("--finetune-config", default=None,
-                        help="trains (or reuses) the Original model every run starts from; default none: the configs' own model.init_args.init_weights")
-    parser.add_argument("--out", default="lightning_logs/sweep", help="the sweep folder: <out>/<config stem>/seed<K>/ per run")
-    parser.add_argument("--override", default="", help='LightningCLI arguments for every run, one quoted string, e.g. "--trainer.max_epochs 2"')
-    parser.add_argument("--finetune-override", default="", help="LightningCLI arguments for training the Original model")
-    args = parser.parse_args(argv)
-    sweep(args.configs, args.seeds, args.out, args.finetune_config, shlex.split(args.override), shlex.split(args.finetune_override))

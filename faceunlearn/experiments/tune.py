@@ -20,7 +20,8 @@
 * **Many processes or machines** share one study through Optuna's RDB storage (``--storage``,
   e.g. ``sqlite:///…/study.db`` on a shared disk, or a PostgreSQL URL): start the same command in
   each; Optuna hands out the trials (``load_if_exists``). The sampler is Optuna's TPE, seeded
-  (``--sampler-seed``).
+  (``--sampler-seed``), or with ``--sampler grid`` its grid over every combination of ``choice``
+  params (each tried once; ``--trials`` beyond the grid's size stop when it is done).
 * **Outputs**, written atomically after every trial: ``OUT/trials.csv`` (every finished trial: its
   values, per-seed forget and retention mAP, objective) and ``OUT/best.yaml``: the config with the
   best trial's values written in, its header naming the study, the seeds and every value tried;
@@ -31,10 +32,8 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +100,20 @@ def parse_param(text: str) -> Param:
     if not low < high or (kind == "loguniform" and low <= 0):
         raise ValueError(f"--param {text!r}: need 0 < LOW < HIGH for loguniform, LOW < HIGH otherwise")
     return Param(key, kind, low, high)
+
+
+def make_sampler(kind: str, params: list[Param], seed: int = 0):
+    """Optuna's seeded TPE (``tpe``), or its grid over every combination of ``choice`` params (``grid``)."""
+    import optuna
+
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if kind == "grid":
+        bad = [p.key for p in params if p.kind != "choice"]
+        if bad:
+            raise SystemExit(f"--sampler grid needs choice: params only; {', '.join(bad)} are not")
+        return optuna.samplers.GridSampler({p.key: list(p.choices) for p in params}, seed=seed)
+    raise SystemExit(f"unknown sampler {kind!r}; choose tpe or grid")
 
 
 def config_value(value):
@@ -201,7 +214,7 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
 
 def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: str, retention: list[str],
          forget_ratio: float = 0.5, overrides: list[str] = (), storage: str | None = None, study_name: str | None = None,
-         sampler_seed: int = 0):
+         sampler_seed: int = 0, sampler: str = "tpe"):
     """Run ``trials`` trials (in this process; other processes may add theirs to the same study)."""
     import optuna
 
@@ -248,7 +261,7 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
     out_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
         study_name=study_name or f"tune_{Path(config).stem}", storage=storage, direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed), load_if_exists=True,
+        sampler=make_sampler(sampler, params, sampler_seed), load_if_exists=True,
     )
     study.optimize(run_trial, n_trials=trials, callbacks=[after_trial])
     write_outputs(study, config, params, seeds, out_dir, storage, retention, (original_forget, original_retention), forget_ratio)
@@ -259,30 +272,3 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
     print(f"[tune] best trial {best.number}: {best.params}, objective {best.value:.4f}; wrote {out_dir / 'best.yaml'} and "
           f"{out_dir / 'trials.csv'}")
     return study
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="faceunlearn tune", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 1)[1])
-    parser.add_argument("--config", required=True, help="the method config to tune")
-    parser.add_argument("--param", action="append", default=[], help="KEY=SPEC, repeatable (see below)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102], help="validation forget sets (default 100 101 102)")
-    parser.add_argument("--trials", type=int, default=10, help="trials this process runs (default 10)")
-    parser.add_argument("--retention", nargs="+", required=True, help="validation retention benchmarks (their mean mAP)")
-    parser.add_argument("--forget-ratio", type=float, default=0.5, help="forget mAP must be <= this × the Original's (default 0.5)")
-    parser.add_argument("--out", required=True, help="folder for originals/, trial_<n>/, trials.csv and best.yaml")
-    parser.add_argument("--override", default="", help="LightningCLI arguments for every run, one quoted string")
-    parser.add_argument("--storage", help="Optuna RDB storage URL shared by processes (default: in memory)")
-    parser.add_argument("--study-name", help="default tune_<config stem>")
-    parser.add_argument("--sampler-seed", type=int, default=0, help="TPE sampler seed (default 0)")
-    args = parser.parse_args(argv)
-    import shlex
-
-    try:
-        params = [parse_param(text) for text in args.param]
-    except ValueError as error:
-        parser.error(str(error))
-    if not math.isfinite(args.forget_ratio) or not 0 < args.forget_ratio <= 1:
-        parser.error(f"--forget-ratio must be in (0, 1], got {args.forget_ratio}")
-    tune(args.config, params, args.seeds, args.trials, args.out, args.retention, args.forget_ratio,
-         shlex.split(args.override), args.storage, args.study_name, args.sampler_seed)

@@ -3,7 +3,7 @@
 ``figures_for_run(run_dir)`` writes ``<run_dir>/figures/curves.png`` (``curves``: train loss and
 every benchmark's metrics over steps, from ``history.csv`` and the TensorBoard events) and
 ``<run_dir>/figures/tsne.png`` (``tsne``: the paper's Figure 1, from the first and last
-``embeddings/step<N>.pt``). ``faceunlearn figures RUN_DIR...`` runs it from the shell.
+``embeddings/step<N>.pt``). ``faceunlearn figures RUN_DIR...`` (``faceunlearn.commands.figures``) runs it from the shell.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ One job per module:
 * ``images`` (decode, with reasons for unusable files), ``detector`` (YuNet or an insightface ONNX
   detector; ``yunet``: the OpenCV YuNet wrapper), ``align`` (5-point ``norm_crop`` to 112×112),
   ``worker`` (all three, per batch, in a pool);
-* ``run``: the streaming, resumable converter; ``cli``: arguments.
+* ``run``: the streaming, resumable converter; ``job``: one run from the parsed options (the
+  arguments themselves: ``faceunlearn.commands.prepare``).
 """
 
 from faceunlearn.prepare.errors import PrepareError

@@ -1,17 +1,16 @@
-"""``faceunlearn figures RUN_DIR [RUN_DIR...]``: curves and t-SNE figures of finished runs.
+"""``faceunlearn figures RUN_DIR [RUN_DIR...]``: curves and t-SNE figures of finished runs (``faceunlearn.figures``).
 
 A run folder is a fit's ``trainer.log_dir`` (``lightning_logs/<name>/version_N``): it holds
 ``history.csv``, ``embeddings/step<N>.pt`` and/or TensorBoard event files. A folder that is not
 one is searched for run folders below it (e.g. ``lightning_logs`` or a sweep's output folder).
 ``--tsne BEFORE.pt AFTER.pt --out FILE.png`` draws the t-SNE figure of two snapshot files.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-
-from faceunlearn import runfiles
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.run_dirs and not args.tsne:
         parser.error("give RUN_DIR(s) or --tsne BEFORE AFTER")
 
+    from faceunlearn import runfiles
     from faceunlearn.figures import figures_for_run
     from faceunlearn.figures.tsne import save_figure, tsne_figure
 

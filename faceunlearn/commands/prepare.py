@@ -2,20 +2,18 @@
 
 ``main(argv)`` is what ``faceunlearn prepare ...`` calls with the words after ``prepare``; errors
 print one message (no traceback) and exit with status 2, an interruption exits with 130 after
-saying how to resume. ``run(argv)`` is the same without the exit handling (used by tests).
+saying how to resume. ``run(argv)`` is the same without the exit handling (used by tests). The
+job itself is ``faceunlearn.prepare.job.prepare``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from faceunlearn.prepare.datasets import READERS
-from faceunlearn.prepare.detector import YUNET, DetectorSpec, check_detector_path, detector_kind
-from faceunlearn.prepare.errors import PrepareError
-from faceunlearn.prepare.plan import make_plan
-from faceunlearn.prepare.run import Summary, convert, default_workers
+if TYPE_CHECKING:
+    from faceunlearn.prepare.run import Summary
 
 DESCRIPTION = """\
 Convert a raw face dataset into faceunlearn's packed format (aligned 112x112 RGB faces,
@@ -31,11 +29,12 @@ the forget and retain identities) and evaluates on others through data.extra_sou
 `faceunlearn prepare DATASET --help` lists the exact files and columns each layout reads.
 A run interrupted (Ctrl-C, kill) resumes when re-run with the same arguments."""
 
-#: arguments that change how a run goes, not what it produces (left out of the resume check)
-RUN_ONLY = {"dataset", "root", "out", "workers", "checkpoint_every", "restart", "no_progress", "detector", "det_size", "det_thresh", "device"}
-
 
 def build_parser() -> argparse.ArgumentParser:
+    # the readers pull in faceunlearn.data (torch): only when the command runs
+    from faceunlearn.prepare.datasets import READERS
+    from faceunlearn.prepare.run import default_workers
+
     parser = argparse.ArgumentParser(prog="faceunlearn prepare", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
     for name, reader in READERS.items():
@@ -60,40 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(argv: list[str] | None = None) -> Summary | None:
+def run(argv: list[str] | None = None) -> Summary:
+    """Parse ``argv``, run the job and print its summary; returns the ``Summary``."""
     args = build_parser().parse_args(argv)
-    root = Path(args.root)
-    if not root.is_dir():
-        raise PrepareError(f"--root {root}: no such folder")
-    detector_path = check_detector_path(args.detector)
-    records = READERS[args.dataset].read(root, args)
-    options = {"dataset": args.dataset, "root": str(root.resolve())}
-    options.update({key: value for key, value in vars(args).items() if key not in RUN_ONLY})
-    if options.get("landmarks"):
-        options["landmarks"] = str(Path(options["landmarks"]).resolve())
-    detector = None
-    if detector_path is not None:
-        kind = YUNET if args.detector == YUNET else detector_kind(detector_path)
-        if kind == YUNET and args.device == "cuda":
-            raise PrepareError(f"--detector {args.detector}: YuNet runs on the CPU (through OpenCV); drop --device cuda")
-        detector = DetectorSpec(str(detector_path.resolve()), args.device, args.det_size, args.det_thresh, kind=kind)
-    if records.needs_detector.any() and detector is not None:
-        options["detector"] = {"kind": detector.kind, "path": detector.path, "input_size": detector.input_size, "threshold": detector.threshold}
-    plan = make_plan(records, options)
-    summary = convert(
-        plan,
-        args.out,
-        detector,
-        workers=args.workers,
-        checkpoint_every=args.checkpoint_every,
-        progress=not args.no_progress,
-        restart=args.restart,
-    )
+    from faceunlearn.prepare.job import prepare
+
+    summary = prepare(args)
     print("\n".join(summary.lines()))
     return summary
 
 
 def main(argv: list[str] | None = None) -> None:
+    from faceunlearn.prepare.errors import PrepareError  # light: no torch
+
     try:
         run(argv)
     except PrepareError as error:
