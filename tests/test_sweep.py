@@ -261,12 +261,15 @@ def test_reevaluate_reads_a_finished_sweep_and_keeps_its_training_times(fake, mo
         if spec.kind == "method":  # the fake runner trains nothing: give each run the checkpoint a fit leaves
             (spec.run_dir / layout.CHECKPOINTS).mkdir()
             (spec.run_dir / layout.CHECKPOINTS / "last.ckpt").write_text("weights")
+    import shutil
+
+    shutil.copytree(out / "original/seed0", out / "partial_sweep/original/seed0")  # a second sweep's copy of one run
     before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
     again = FakeRunner()
     monkeypatch.setattr(reevaluate, "run_one", again)
     new = out.parent / "new"
     reevaluate.reevaluate(str(out), str(new), override)
-    assert sorted(spec.name for spec in again.calls) == sorted(spec.name for spec in runner.calls)
+    assert sorted(spec.name for spec in again.calls) == sorted(spec.name for spec in runner.calls)  # the copy: once
     for spec in again.calls:
         old_done = layout.read_done(out / spec.stem / f"seed{spec.seed}")
         done = layout.read_done(spec.run_dir)
