@@ -21,7 +21,7 @@ from faceunlearn.experiments.sweep import RunResult, RunSpec, config_sha256, exe
 
 
 def plan(old: Path, new: Path, overrides: list[str]) -> list[RunSpec]:
-    specs = []
+    specs, planned = [], {}
     for run in layout.finished_runs(old):
         done = layout.read_done(run)
         kind = done.get("kind", "method")
@@ -35,6 +35,10 @@ def plan(old: Path, new: Path, overrides: list[str]) -> list[RunSpec]:
             raise SystemExit(f"{run} was made with {config}, which does not exist here (run from the repository root)")
         stem = run.parent.name
         directory = layout.run_dir(new, stem, seed)
+        if directory in planned:  # the same run made by several partial sweeps (e.g. each one's Original): once
+            print(f"[reevaluate] {run}: {stem}/seed{seed} is already planned from {planned[directory]}; left out")
+            continue
+        planned[directory] = run
         # the run's own start weights (an ONNX start needs its graph; a method's checkpoint is loaded over it)
         weights = done.get("init_weights")
         spec = RunSpec("original" if kind == "original" else "reevaluate", config, stem, seed, done.get("scenario") or "synthetic",
