@@ -69,7 +69,7 @@ TABLE_1 = Table(
     exclude_scenarios=(VGGFACE2_FORGET,),
     note="forget: D_f^test queries vs the D_f gallery; retention: every retention benchmark the runs have "
          "(synthetic demo: held-out profile→frontal; real data: CFP-FP, VGGFace2 test; real faces under SFace: "
-         "the 12 held-out celebrities and ORL; your own data: the kept people's query/gallery halves and a held-out pack).",
+         "the reported held-out celebrities and ORL subjects; your own data: the kept people's query/gallery halves and a held-out pack).",
 )
 TABLE_2 = Table(
     "table2",
