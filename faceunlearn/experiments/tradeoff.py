@@ -130,7 +130,7 @@ def _short(value: str) -> str:
     try:
         return f"{float(value):.3g}"
     except ValueError:
-        return value if len(value) <= 40 else value[:37] + "..."
+        return value if len(value) <= 40 else value[:15] + " … " + value[-22:]  # a layer list: its ends say most
 
 
 def draw(studies: list[Study], tests: list[Point], original_test: Point | None = None):
