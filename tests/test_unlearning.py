@@ -69,27 +69,24 @@ def test_dispersion_unlearns_the_forget_set(synthetic_root, original, tmp_path, 
     # 0.4837 vs 0.4796. (Here, at 1 and 2 threads, both are bit-identical.)
     assert before["forget/mAP"] == pytest.approx(original_history[-1][1]["forget/mAP"], abs=5e-4)
     assert before["forget/CS"] == pytest.approx(original_history[-1][1]["forget/CS"], abs=1e-4)
-    # Observed on a 2-core AMD EPYC, OMP_NUM_THREADS=1 / 2 (the Original itself differs per thread
-    # count: retain mAP 0.651 / 0.662), 60 steps:
-    #   Dispersion      forget mAP 0.895 -> 0.459 / 0.894 -> 0.459   CS 0.480 -> 0.117 / 0.479 -> 0.117
-    #                   retain mAP 0.651 -> 0.568 / 0.662 -> 0.575   (-12.6 % / -13.1 %)
-    #   HardDispersion  forget mAP 0.895 -> 0.425 / 0.894 -> 0.427   CS 0.480 -> 0.100 / 0.479 -> 0.100
-    #                   retain mAP 0.651 -> 0.554 / 0.662 -> 0.559   (-14.9 % / -15.6 %)
-    # The retain benchmark is coarse (24 profile queries of 12 held-out identities): its drop moved by
-    # 0.006 between thread counts and the Original by 0.011, so an absolute "- 0.1" bound sat on the
-    # HardDispersion drop of 0.097 / 0.103 and failed at 2 threads. The bounds below are relative and
-    # leave >= 0.09 mAP on every observed value.
-    forget_kept = after["forget/mAP"] / before["forget/mAP"]  # observed 0.51 / 0.51 (Disp), 0.47 / 0.48 (Hard)
-    retain_kept = after["retain/mAP"] / before["retain/mAP"]  # observed 0.87 / 0.87 (Disp), 0.85 / 0.84 (Hard)
-    # forgetting happens: doing nothing keeps 1.0; the bound leaves ~0.2 of ratio (~0.17 mAP)
-    assert forget_kept < 0.7
-    assert after["forget/CS"] < before["forget/CS"] - 0.2  # observed drops 0.36 (Disp), 0.38 (Hard)
-    # retention does not collapse: the paper's recipe on this model keeps ~0.1 of retain mAP (71.2 -> 7.2),
-    # and 0.7 x the Original (~0.46) is still above the untrained network's 0.405
+    # Observed on a 2-core AMD EPYC, OMP_NUM_THREADS=1 / 2, 60 steps of the shipped (selected) configs:
+    # layers 2-4 trained, lambda 0.1, distill 3, view dispersion (the Original differs per thread count):
+    #   Dispersion      forget mAP 0.895 -> 0.426 / 0.894 -> 0.418   CS 0.480 -> 0.132 / 0.479 -> 0.131
+    #                   retain mAP 0.862 -> 0.811 / 0.862 -> 0.775
+    #   HardDispersion  forget mAP 0.895 -> 0.540 / 0.894 -> 0.529   CS 0.480 -> 0.181 / 0.479 -> 0.176
+    #                   retain mAP 0.862 -> 0.813 / 0.862 -> 0.813
+    # The retain benchmark is coarse (a few held-out identities' profile queries) and moved by 0.04
+    # between thread counts, so the bounds are relative and leave wide margins.
+    forget_kept = after["forget/mAP"] / before["forget/mAP"]  # observed 0.48 / 0.47 (Disp), 0.60 / 0.59 (Hard)
+    retain_kept = after["retain/mAP"] / before["retain/mAP"]  # observed 0.94 / 0.90 (Disp), 0.94 / 0.94 (Hard)
+    # forgetting happens: doing nothing keeps 1.0; the bound leaves >= 0.14 of ratio on every observed value
+    assert forget_kept < 0.75
+    assert after["forget/CS"] < before["forget/CS"] - 0.15  # observed drops 0.35 (Disp), 0.30 (Hard)
+    # retention does not collapse: the paper's recipe on this model keeps ~0.2 of retain mAP (76.9 -> 15.7)
     assert retain_kept > 0.7
     # and it is targeted: the forget set loses relatively at least twice what the held-out identities
-    # lose (observed 3.9x / 3.7x Disp, 3.5x / 3.4x Hard); a method that degrades every identity alike
-    # (the paper's recipe: forget keeps 0.19, retain 0.10) fails here
+    # lose (observed 8.7x / 5.3x Disp, 7.0x / 7.1x Hard); a method that degrades every identity alike
+    # (the paper's recipe: forget keeps 0.20, retain 0.20) fails here
     assert 1 - forget_kept > 2 * (1 - retain_kept)
 
 
