@@ -55,9 +55,12 @@ def test_cosface_training_learns_identities(original):
 @pytest.mark.parametrize("method_config", ["demo_disp.yaml", "demo_harddisp.yaml"])
 def test_dispersion_unlearns_the_forget_set(synthetic_root, original, tmp_path, method_config):
     checkpoint, original_history = original
+    # Hard Dispersion runs without the view term (one image per forget sample, half the forward cost):
+    # the view term itself is tested with Dispersion's shipped config; here Eq. 6 is what is tested.
+    lighter = ["--model.init_args.view_dispersion", "0"] if method_config == "demo_harddisp.yaml" else []
     history = _run(
         method_config, synthetic_root, tmp_path, "--model.init_args.init_weights", str(checkpoint),
-        "--data.batches_per_epoch", "30", "--trainer.max_epochs", "2",
+        "--data.batches_per_epoch", "30", "--trainer.max_epochs", "2", *lighter,
     )
     before, after = history[0][1], history[-1][1]
     # Step 0 = the Original: the same weights. Only the evaluation batches differ (this run also embeds
@@ -73,19 +76,19 @@ def test_dispersion_unlearns_the_forget_set(synthetic_root, original, tmp_path, 
     # layers 2-4 trained, lambda 0.1, distill 3, view dispersion (the Original differs per thread count):
     #   Dispersion      forget mAP 0.895 -> 0.426 / 0.894 -> 0.418   CS 0.480 -> 0.132 / 0.479 -> 0.131
     #                   retain mAP 0.862 -> 0.811 / 0.862 -> 0.775
-    #   HardDispersion  forget mAP 0.895 -> 0.540 / 0.894 -> 0.529   CS 0.480 -> 0.181 / 0.479 -> 0.176
-    #                   retain mAP 0.862 -> 0.813 / 0.862 -> 0.813
+    #   HardDispersion  forget mAP 0.895 -> 0.472 / 0.894 -> 0.465   CS 0.480 -> 0.148 / 0.479 -> 0.147
+    #   (no view term)  retain mAP 0.862 -> 0.819 / 0.862 -> 0.749
     # The retain benchmark is coarse (a few held-out identities' profile queries) and moved by 0.04
     # between thread counts, so the bounds are relative and leave wide margins.
-    forget_kept = after["forget/mAP"] / before["forget/mAP"]  # observed 0.48 / 0.47 (Disp), 0.60 / 0.59 (Hard)
-    retain_kept = after["retain/mAP"] / before["retain/mAP"]  # observed 0.94 / 0.90 (Disp), 0.94 / 0.94 (Hard)
-    # forgetting happens: doing nothing keeps 1.0; the bound leaves >= 0.14 of ratio on every observed value
+    forget_kept = after["forget/mAP"] / before["forget/mAP"]  # observed 0.48 / 0.47 (Disp), 0.53 / 0.52 (Hard)
+    retain_kept = after["retain/mAP"] / before["retain/mAP"]  # observed 0.94 / 0.90 (Disp), 0.95 / 0.87 (Hard)
+    # forgetting happens: doing nothing keeps 1.0; the bound leaves >= 0.22 of ratio on every observed value
     assert forget_kept < 0.75
-    assert after["forget/CS"] < before["forget/CS"] - 0.15  # observed drops 0.35 (Disp), 0.30 (Hard)
+    assert after["forget/CS"] < before["forget/CS"] - 0.15  # observed drops 0.35 (Disp), 0.33 (Hard)
     # retention does not collapse: the paper's recipe on this model keeps ~0.2 of retain mAP (76.9 -> 15.7)
     assert retain_kept > 0.7
     # and it is targeted: the forget set loses relatively at least twice what the held-out identities
-    # lose (observed 8.7x / 5.3x Disp, 7.0x / 7.1x Hard); a method that degrades every identity alike
+    # lose (observed 8.7x / 5.3x Disp, 9.4x / 3.7x Hard); a method that degrades every identity alike
     # (the paper's recipe: forget keeps 0.20, retain 0.20) fails here
     assert 1 - forget_kept > 2 * (1 - retain_kept)
 
