@@ -69,7 +69,7 @@ from faceunlearn.data.packed import SPLITS, PackedDatasetError, PackedFaces, spl
 from faceunlearn.data.splits import choose_forget_identities, identity_ids_from_names, split_forget_images
 from faceunlearn.metrics.checks import unit_rows
 from faceunlearn.models.weights import CheckpointMismatchError
-from faceunlearn.paths import expand_path
+from faceunlearn.paths import config_group_files, expand_path
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_REPORT = "lightning_logs/check_disjoint/report.csv"
@@ -319,9 +319,10 @@ def forget_settings_from_config(path: str) -> dict:
     config_path = Path(path)
     if not config_path.is_file():
         raise InputError(f"config {path!r} does not exist")
-    data = (yaml.safe_load(config_path.read_text()) or {}).get("data") or {}
+    document = yaml.safe_load(config_path.read_text()) or {}
+    data = document.get("data") or {}
     if isinstance(data, str):  # a file-valued group (data: protocols/x.yaml), relative to the config as jsonargparse reads it
-        data_path = config_path.parent / data
+        data_path = config_group_files(config_path, document).get("data", config_path.parent / data)
         if not data_path.is_file():
             raise InputError(f"config {path!r}: its data file {str(data_path)!r} does not exist")
         data = yaml.safe_load(data_path.read_text()) or {}

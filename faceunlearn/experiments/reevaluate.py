@@ -14,6 +14,7 @@ is only read. Resumable like a sweep: finished re-evaluations are skipped.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from faceunlearn.experiments import layout
@@ -53,8 +54,11 @@ def plan(old: Path, new: Path, overrides: list[str]) -> list[RunSpec]:
 
 
 def run_and_keep_training_time(spec: RunSpec) -> RunResult:
+    """``run_one``, with done.json's ``seconds`` the training run's (what the report shows) and this evaluation's apart."""
+    start = time.perf_counter()
     result = run_one(spec)
-    result.info["reevaluated_from"] = spec.settings["reevaluated_from"]
+    result.info.update(reevaluated_from=spec.settings["reevaluated_from"], evaluation_seconds=round(time.perf_counter() - start, 3),
+                       seconds=spec.settings["training_seconds"])  # ``finish`` writes info over its own fields
     return result
 
 
@@ -67,10 +71,5 @@ def reevaluate(old: str, new: str, overrides: list[str] = ()) -> list[RunSpec]:
     specs = plan(old_dir, new_dir, list(overrides))
     with layout.SweepLock(new_dir):
         execute(specs, runner=run_and_keep_training_time)
-    for spec in specs:  # the run time the report shows is the training run's, not this evaluation's
-        done = layout.read_done(spec.run_dir)
-        if "evaluation_seconds" not in done:
-            done["evaluation_seconds"], done["seconds"] = done["seconds"], spec.settings["training_seconds"]
-            layout.write_json_atomic(spec.run_dir / layout.DONE, done)
     print(f"[reevaluate] {len(specs)} runs of {old} evaluated again into {new}: faceunlearn report {new}")
     return specs

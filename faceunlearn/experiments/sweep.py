@@ -113,15 +113,16 @@ def config_sha256(path: str | os.PathLike) -> str | None:
 
     import yaml
 
+    from faceunlearn.paths import config_group_files
+
     path = Path(path)
     if not path.is_file():
         return None
     digest = hashlib.sha256(path.read_bytes())
     document = yaml.safe_load(path.read_text()) or {}
-    for group, value in document.items() if isinstance(document, dict) else ():
-        group_file = path.parent / str(value)
-        if isinstance(value, str) and value.endswith((".yaml", ".yml")) and group_file.is_file():
-            digest.update(f"\n{group}: {value}\n".encode())
+    for group, group_file in config_group_files(path, document).items():
+        if group_file.is_file():
+            digest.update(f"\n{group}: {document[group]}\n".encode())
             digest.update(group_file.read_bytes())
     return digest.hexdigest()
 

@@ -42,6 +42,7 @@ import yaml
 
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.sweep import execute, method_configs, plan_runs
+from faceunlearn.paths import config_group_files
 
 #: the forget sets reported in the results tables; never tuned on
 REPORTED_SEEDS = (0, 1, 2)
@@ -190,9 +191,9 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
     layout.write_text_atomic(out / "trials.csv", text.getvalue())
 
     best = study.best_trial
-    for group, value in list(document.items()):  # file-valued groups (data: protocols/x.yaml) are inlined:
-        path = Path(config).parent / str(value)   # best.yaml lives elsewhere, so relative paths would break
-        if isinstance(value, str) and value.endswith((".yaml", ".yml")) and path.is_file():
+    # file-valued groups (data: protocols/x.yaml) are inlined: best.yaml lives elsewhere, so relative paths would break
+    for group, path in config_group_files(config, document).items():
+        if path.is_file():
             document[group] = yaml.safe_load(path.read_text())
     for key, value in best.params.items():
         node = document
