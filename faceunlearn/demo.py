@@ -38,7 +38,7 @@ def run_demo(finetune_config: str, unlearn_configs: list[str], out_dir: str, met
     else:
         timings.append((f"Original model: reused {original_ckpt}", 0.0))
 
-    rows, before, results_list = [], None, []
+    rows, before, final_metrics = [], None, []
     for config, method in zip(unlearn_configs, methods):
         start = time.perf_counter()
         unlearn = cli_main(["--config", config, "--model.init_args.init_weights", str(original_ckpt)], run=False)
@@ -53,7 +53,7 @@ def run_demo(finetune_config: str, unlearn_configs: list[str], out_dir: str, met
             before = start_metrics
             rows += tidy_rows("Original", seed, before)
         rows += tidy_rows(method, seed, after)
-        results_list.append((method, after))
+        final_metrics.append((method, after))
     rows = [row for row in rows if row["benchmark"] in ("forget", "retain")]  # the base benchmarks; extended ones below
     out = Path(out_dir)
     write_csv(rows, out / "results.csv")
@@ -66,7 +66,7 @@ def run_demo(finetune_config: str, unlearn_configs: list[str], out_dir: str, met
     print(table)
     print(f"\nTargets: forget mAP <= 50 % of the Original's ({50 * before['forget/mAP']:.2f}), "
           f"held-out retain mAP within 3 points ({100 * before['retain/mAP'] - 3:.2f} or more).")
-    for method, after in results_list:
+    for method, after in final_metrics:
         drop = 100 * (before["retain/mAP"] - after["retain/mAP"])
         ratio = after["forget/mAP"] / max(before["forget/mAP"], 1e-12)
         met = "both met" if ratio <= 0.5 and drop <= 3 else "missed: " + ", ".join(
