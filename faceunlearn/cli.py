@@ -30,8 +30,11 @@ from faceunlearn.paths import UnsetPathVariableError
 USER_ERRORS = (PackedDatasetError, UnsetPathVariableError, CheckpointMismatchError, FileNotFoundError, OnnxModelError)
 
 TRAINER_DEFAULTS = {
-    # Run the whole validation set once before training: the step-0 evaluation of the start model.
-    "num_sanity_val_steps": -1,
+    # No sanity check: the evaluation callback evaluates the start model at step 0 itself (evaluate_at_start).
+    "num_sanity_val_steps": 0,
+    # Our batch samplers shard themselves over DDP ranks (faceunlearn.data.samplers): Lightning must not
+    # wrap them in a DistributedSampler (it cannot, for P×K batch samplers).
+    "use_distributed_sampler": False,
     "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "lightning_logs", "default_hp_metric": False}},
 }
 
@@ -83,7 +86,12 @@ class FaceUnlearnCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        # the method reads its training streams, D_f^train (SalUn) and imprinting images from the DataModule
+        parser.link_arguments("data", "model.init_args.training_images", apply_on="instantiate")
         parser.add_lightning_class_args(RetrievalEvaluation, "evaluation")
+        # the DataModule embeds only the subsets the benchmarks and snapshots read
+        parser.link_arguments(("evaluation.benchmarks", "evaluation.snapshots"), "data.eval_subsets",
+                              compute_fn=RetrievalEvaluation.subsets_for, apply_on="parse")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.dirpath": "checkpoints", "checkpoint.save_last": True})
 

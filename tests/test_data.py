@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from faceunlearn.data.dataset import model_input
 from faceunlearn.data import FaceDataModule, PackedDatasetError, PackedFaces, PackedFacesWriter
 from faceunlearn.data.dataset import FaceImages
 from faceunlearn.data.samplers import IdentityBalancedBatchSampler, ShuffledBatchSampler
@@ -95,8 +96,12 @@ def test_mirror_bit_and_shuffled_sampler():
 
 def test_dataset_reads_batches_and_mirrors(random_packed):
     dataset = FaceImages(random_packed, np.arange(10))
-    batch = dataset.__getitems__([3, 13, 0])
-    assert batch["image"].shape == (3, 3, 112, 112) and batch["image"].dtype == torch.float32
+    raw = dataset.__getitems__([3, 13, 0])
+    # batches leave the loader as uint8 with the mirror bits; model_input normalises and flips on the device
+    assert raw["image"].shape == (3, 112, 112, 3) and raw["image"].dtype == torch.uint8
+    assert raw["mirror"].tolist() == [False, True, False]
+    batch = model_input(raw)
+    assert batch["image"].shape == (3, 3, 112, 112) and batch["image"].dtype == torch.float32 and "mirror" not in batch
     assert torch.equal(batch["image"][1], batch["image"][0].flip(-1))  # 13 = row 3 mirrored
     assert batch["image_id"].tolist() == [1003, 1003, 1000]
     expected = torch.from_numpy(random_packed.images[3].copy()).permute(2, 0, 1).float() / 127.5 - 1
@@ -146,7 +151,7 @@ def test_extra_sources_are_evaluated_beside_the_main_dataset(tmp_path, random_pa
     assert set(subsets["cfp:holdout"]).isdisjoint(subsets["holdout"]) and set(subsets["ijbb:distractors"]).isdisjoint(subsets["distractors"])
 
     names = ["forget_test", "cfp:holdout_profile", "cfp:holdout_frontal", "ijbb:distractors"]
-    batches = list(dm.eval_dataloader(names))
+    batches = [model_input(batch) for batch in dm.eval_dataloader(names)]
     image_ids = torch.cat([batch["image_id"] for batch in batches]).numpy()
     labels = torch.cat([batch["label"] for batch in batches]).numpy()
     expected = np.concatenate([subsets[name] for name in names])

@@ -48,8 +48,8 @@ def test_validate_prints_and_writes_tidy_csv(tmp_path, random_packed, caplog):
     ])
     evaluation = RetrievalEvaluation.of(cli.trainer)
     (_, metrics), = evaluation.history
-    # only the subsets the benchmark reads were embedded
-    assert cli.datamodule.eval_subset_names == ["distractors", "forget", "forget_test"]
+    # only the subsets the benchmark and the config's snapshots read are embedded
+    assert cli.datamodule.hparams.eval_subsets == ["distractors", "forget", "forget_test", "retain_eval"]  # linked from evaluation
     with csv_path.open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["method", "seed", "benchmark", "metric", "value"]
@@ -76,7 +76,6 @@ def test_two_process_ddp_gives_the_single_process_numbers(tmp_path):
             pytest.fail(f"{processes}-process validate exited with {run.returncode}:\n{stderr[-6000:]}")
         results[processes] = [json.loads(path.read_text()) for path in sorted(out.glob("rank*.json"))]
     (single,), (rank0, rank1) = results[1], results[2]
-    assert rank0.pop("gather_check") and rank1.pop("gather_check")  # uneven row counts gather correctly
     assert rank0 == rank1 == single  # every rank logs exactly the single-process values
     assert {"forget/mAP", "forget_extended/mAP", "retain/R@1", "retain_extended/R@10", "forget/acc_mean"} <= set(single)
     assert "forget/acc" not in single  # an untrained head: no head accuracy is ever logged from it

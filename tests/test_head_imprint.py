@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from faceunlearn.data.dataset import model_input
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.data import FaceDataModule
 from faceunlearn.methods import BoundaryShrink, Dispersion
@@ -41,6 +42,7 @@ def _validate(model, root):
     evaluation = RetrievalEvaluation(results_csv=str(Path(root).parent / "metrics.csv"))
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[evaluation], accelerator="cpu")
+    model.training_images = datamodule  # what the CLI links from data
     trainer.validate(model, datamodule)
     return datamodule, evaluation.history[-1][1]
 
@@ -53,7 +55,7 @@ def test_onnx_start_gets_an_imprinted_head_and_real_accuracies(random_packed, tm
     assert model.head_source == "imprinted"
     assert "forget/acc" in metrics and "retain/acc" in metrics
     # brute force: class means of D_f^train ∪ D_r under the (unchanged) backbone; D_f^test never used
-    images = torch.cat([batch["image"] for batch in datamodule.training_identity_dataloader()])
+    images = torch.cat([model_input(batch)["image"] for batch in datamodule.training_identity_dataloader()])
     labels = torch.cat([batch["label"] for batch in datamodule.training_identity_dataloader()])
     assert set(datamodule.packed.image_ids[datamodule.rows["forget_test"]]).isdisjoint(
         torch.cat([b["image_id"] for b in datamodule.training_identity_dataloader()]).tolist())
@@ -88,6 +90,7 @@ def test_backbone_only_weights_get_imprinted_and_boundary_shrink_attacks_the_imp
             captured["head"] = pl_module.head.weight.detach().clone()
 
     trainer.callbacks.append(Capture())
+    model.training_images = datamodule  # what the CLI links from data
     trainer.fit(model, datamodule)
     assert model.head_source == "imprinted" and model.original_head_ready
     torch.testing.assert_close(model.original["head"].weight, captured["head"])  # the Original's head = the imprint

@@ -17,6 +17,7 @@ def _fit(model, root, steps=2):
         max_epochs=1, logger=False, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
         enable_progress_bar=False, enable_model_summary=False,
     )
+    model.training_images = datamodule  # what the CLI links from data
     trainer.fit(model, datamodule)
 
 

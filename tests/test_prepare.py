@@ -488,7 +488,7 @@ def test_prepared_packs_feed_the_datamodule(celeba_pack, tmp_path, fake_detector
     assert len(dm.subsets["cfp:holdout_frontal"]) == 9 and len(dm.subsets["cfp:holdout_profile"]) == 5
     assert len(dm.subsets["ijbb:distractors"]) == 5 and len(dm.subsets["forget"]) >= 8
     batch = next(iter(dm.eval_dataloader(["cfp:holdout_profile", "ijbb:distractors"])))
-    assert batch["image"].shape == (10, 3, 112, 112)
+    assert batch["image"].shape == (10, 112, 112, 3) and str(batch["image"].dtype) == "torch.uint8"  # normalised on the device
 
 
 def test_the_celeba_protocol_config_runs_on_prepared_packs(celeba_pack, tmp_path, fake_detector, monkeypatch):

@@ -6,6 +6,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
+from faceunlearn.data.dataset import model_input
 from faceunlearn.data import FaceDataModule
 from faceunlearn.methods import Dispersion
 from faceunlearn.methods.saliency import (
@@ -118,7 +119,7 @@ def test_each_saliency_loss_gives_finite_nonzero_scores(random_packed, loss):
     model = Dispersion(num_classes=20, backbone="iresnet_tiny", freeze=["backbone.layer1"])
     datamodule = _datamodule(random_packed.root, eval_batch_size=12)
     datamodule.setup()
-    batches = list(datamodule.eval_dataloader(["forget_train"]))
+    batches = [model_input(batch) for batch in datamodule.eval_dataloader(["forget_train"])]
     assert len(batches) == 2
     scores = saliency_scores(model, batches, make_saliency_loss(loss, noise_std=0.1, noise_draws=2))
     assert not any(name.startswith("backbone.layer1.") for name in scores)  # frozen: not ranked
@@ -145,6 +146,11 @@ def test_invalid_saliency_loss_is_rejected():
 
 
 # -- training with a mask ---------------------------------------------------------------------------
+def _fit(trainer, model, datamodule, **kwargs):
+    model.training_images = datamodule  # what the CLI links from data
+    trainer.fit(model, datamodule, **kwargs)
+
+
 def _trainer(max_epochs, **kwargs):
     return L.Trainer(
         max_epochs=max_epochs, logger=False, num_sanity_val_steps=0, limit_val_batches=0,
@@ -183,7 +189,7 @@ def test_masked_out_weights_do_not_move_under_momentum_and_weight_decay(random_p
     model = _model(saliency_loss=loss)
     before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     frozen = {name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad}
-    _trainer(1, enable_checkpointing=False).fit(model, _datamodule(random_packed.root))
+    _fit(_trainer(1, enable_checkpointing=False), model, _datamodule(random_packed.root))
 
     masks = model.saliency_masks
     total = sum(m.numel() for m in masks.values())
@@ -201,13 +207,13 @@ def test_masks_survive_a_resume(random_packed, tmp_path):
     model = _model()
     before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "first", save_last=True)
-    _trainer(1, callbacks=[checkpoints]).fit(model, _datamodule(random_packed.root))
+    _fit(_trainer(1, callbacks=[checkpoints]), model, _datamodule(random_packed.root))
     masks = {name: mask.clone() for name, mask in model.saliency_masks.items()}
 
     resumed = _model()
     resumed.compute_saliency_masks = None  # must not be recomputed: they come from the checkpoint
     trainer = _trainer(2, callbacks=[ModelCheckpoint(dirpath=tmp_path / "resumed", save_last=True)])
-    trainer.fit(resumed, _datamodule(random_packed.root), ckpt_path=str(tmp_path / "first" / "last.ckpt"))
+    _fit(trainer, resumed, _datamodule(random_packed.root), ckpt_path=str(tmp_path / "first" / "last.ckpt"))
     assert trainer.global_step == 6
     assert resumed.saliency_masks.keys() == masks.keys()
     assert all(torch.equal(resumed.saliency_masks[name], masks[name]) for name in masks)
@@ -216,5 +222,5 @@ def test_masks_survive_a_resume(random_packed, tmp_path):
 
 def test_no_fraction_means_no_mask(random_packed):
     model = Dispersion(num_classes=20, backbone="iresnet_tiny")
-    _trainer(1, enable_checkpointing=False).fit(model, _datamodule(random_packed.root, steps=1))
+    _fit(_trainer(1, enable_checkpointing=False), model, _datamodule(random_packed.root, steps=1))
     assert model.saliency_masks is None

@@ -44,7 +44,7 @@ def test_fit_writes_history_snapshots_projector_and_figure_and_resume_appends(tm
     first = _fit(tmp_path, random_packed, epochs=1)
     assert Path(first.trainer.log_dir) == run
     # retain_eval is embedded for the snapshots although no benchmark reads it
-    assert first.datamodule.eval_subset_names == ["forget", "forget_test", "retain_eval"]
+    assert first.datamodule.hparams.eval_subsets == ["forget", "forget_test", "retain_eval"]
     assert [row["step"] for row in runfiles.read_history(run) if row["metric"] == "mAP"] == [0, 2]
     assert sorted(runfiles.list_snapshots(run)) == [0, 2]
 

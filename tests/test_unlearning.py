@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from faceunlearn.data.dataset import model_input
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.cli import cli_main
 from faceunlearn.methods import BoundaryShrink, ContrastiveUnlearning, GradientAscent, LipschitzUnlearning, RandomLabeling
@@ -105,7 +106,7 @@ def batches(synthetic_root):
 
     data = FaceDataModule(str(synthetic_root), num_forget_identities=10, batch_size=32, images_per_identity=4)
     data.setup("fit")
-    return {name: next(iter(data.stream(name))) for name in ("forget", "retain")}
+    return {name: model_input(next(iter(data.stream(name)))) for name in ("forget", "retain")}  # as on the device
 
 
 def _method(cls, checkpoint, **kwargs):

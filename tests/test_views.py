@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from faceunlearn.data.dataset import model_input
 from faceunlearn.data import FaceDataModule
 from faceunlearn.data.views import build_view_pipeline
 from faceunlearn.losses import view_dispersion_loss
@@ -24,7 +25,7 @@ def _datamodule(root, transforms=STRONG, seed=0):
 
 
 def _batches(datamodule):
-    return list(datamodule.stream("forget_views"))
+    return [model_input(batch) for batch in datamodule.stream("forget_views")]  # as on the device
 
 
 def test_views_differ_and_are_seeded(random_packed):
@@ -37,7 +38,7 @@ def test_views_differ_and_are_seeded(random_packed):
         assert batch["views"].min() >= -1 and batch["views"].max() <= 1
     assert not all(torch.equal(a["views"], b["views"]) for a, b in zip(first, other_seed))
     # the same P×K batches as the forget stream (same identities), only unmirrored
-    plain = list(_datamodule(random_packed.root).stream("forget"))
+    plain = [model_input(batch) for batch in _datamodule(random_packed.root).stream("forget")]
     assert all(torch.equal(a["label"], b["label"]) for a, b in zip(first, plain))
 
 
@@ -77,6 +78,7 @@ def test_view_dispersion_trains_with_retention(random_packed, method):
                                 retain_batch_size=8, batches_per_epoch=3, eval_retain_identities=3, view_transforms=STRONG)
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
                         enable_progress_bar=False, enable_model_summary=False)
+    model.training_images = datamodule  # what the CLI links from data
     trainer.fit(model, datamodule)
     assert {"train/dispersion", "train/view_dispersion", "train/distill"} <= set(trainer.callback_metrics)
     assert Dispersion(num_classes=3, backbone="iresnet_tiny").train_streams == ("forget",)  # the paper's method by default

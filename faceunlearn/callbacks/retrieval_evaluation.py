@@ -1,9 +1,9 @@
 """Callback: retrieval evaluation of every configured benchmark, logged to TensorBoard.
 
-It only wires the pure functions of ``faceunlearn.metrics`` into Lightning: it collects the
-embeddings that ``validation_step`` returns, gathers them across DDP ranks (dropping the images
-DistributedSampler repeats), computes every benchmark once on rank 0 and gives every rank the
-same numbers. ``faceunlearn validate|test`` also prints them and writes them as tidy CSV.
+It only wires ``faceunlearn.metrics`` into Lightning: ``BenchmarkMetrics`` (a torchmetrics
+``Metric`` whose compute is the pure functions) collects the embeddings that ``validation_step``
+returns; torchmetrics syncs them across DDP ranks (the images a DistributedSampler repeats are
+dropped by image id), and every rank logs rank 0's numbers. ``faceunlearn validate|test`` also prints them and writes them as tidy CSV.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from faceunlearn.callbacks.gather import drop_duplicate_ids, gather_rows
 from faceunlearn.callbacks.snapshots import RunRecord, take_snapshot
 from faceunlearn.metrics.benchmarks import EmbeddingTable, evaluate_benchmarks, parse_benchmarks
+from faceunlearn.metrics.synced import BenchmarkMetrics
 from faceunlearn.reporting import tidy_rows, write_csv
 
 #: The demo's benchmarks (SPEC §5 "forget, base" and the CFP-FP analogue on held-out identities).
@@ -52,10 +52,12 @@ class RetrievalEvaluation(L.Callback):
 
         forget: {queries: forget_test, gallery: [forget], distractors: [distractors], clusters: forget}
 
-    Metrics are logged as ``<benchmark>/<metric>`` (fractions). The step-0 evaluation runs as
-    Lightning's sanity check over the full validation set (``num_sanity_val_steps: -1``) and is
-    logged at step 0. ``history`` keeps ``(global_step, metrics)`` of every evaluation. At set-up
-    the callback tells the DataModule which subsets to embed (only those the benchmarks use).
+    Metrics are logged as ``<benchmark>/<metric>`` (fractions), computed by ``BenchmarkMetrics``
+    (a ``torchmetrics.Metric``: torchmetrics syncs the embeddings of every DDP rank). The step-0
+    evaluation is an explicit run of the validation loop when training starts (``evaluate_now``),
+    independent of ``num_sanity_val_steps`` (a sanity check is never taken as an evaluation), and is
+    skipped when a fit resumes from a checkpoint. ``history`` keeps ``(global_step, metrics)`` of every evaluation. At set-up
+    the CLI tells the DataModule which subsets to embed (``subsets_for`` → ``data.eval_subsets``).
 
     During ``fit``, with a logger, the run folder (``trainer.log_dir``) also gets (see
     ``faceunlearn.runfiles``): ``history.csv``, every evaluation as ``step,benchmark,metric,value``
@@ -76,6 +78,7 @@ class RetrievalEvaluation(L.Callback):
         snapshot_every_evaluation: keep a snapshot (and a projector entry) of every evaluation,
             not only the first and the last.
         snapshot_figure: draw the t-SNE figure at the end of the fit (needs scikit-learn).
+        evaluate_at_start: evaluate the start model at step 0 when a fit starts (not when it resumes).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class RetrievalEvaluation(L.Callback):
         snapshot_max_per_subset: int = 1000,
         snapshot_every_evaluation: bool = False,
         snapshot_figure: bool = True,
+        evaluate_at_start: bool = True,
     ):
         super().__init__()
         self.benchmarks = parse_benchmarks(benchmarks or DEFAULT_BENCHMARKS)
@@ -103,7 +107,9 @@ class RetrievalEvaluation(L.Callback):
         self.history: list[tuple[int, dict[str, float]]] = []
         self.seconds = 0.0
         self._started = 0.0
-        self._chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.evaluate_at_start = evaluate_at_start
+        #: the embeddings of the evaluation under way, synced over processes by torchmetrics
+        self.metric = BenchmarkMetrics(self.benchmarks, self.ks)
         self._record: RunRecord | None = None  # the fit's history and snapshots (rank 0, with a log dir)
 
     @property
@@ -116,11 +122,12 @@ class RetrievalEvaluation(L.Callback):
         """Every DataModule subset a fit's evaluation embeds: the benchmarks' and the snapshots'."""
         return sorted({*self.benchmark_subsets, *self.snapshots})
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        datamodule = trainer.datamodule
-        if datamodule is not None and hasattr(datamodule, "eval_subset_names"):
-            # snapshots are taken during fit only; validate/test embed just what the benchmarks read
-            datamodule.eval_subset_names = self.subsets if stage == "fit" else self.benchmark_subsets
+    @staticmethod
+    def subsets_for(benchmarks: dict[str, dict] | None, snapshots: list[str] | None) -> list[str]:
+        """The DataModule subsets an evaluation with these settings embeds (the CLI links this to
+        ``data.eval_subsets``, so the DataModule embeds nothing else)."""
+        parsed = parse_benchmarks(benchmarks or DEFAULT_BENCHMARKS)
+        return sorted(set().union(*(benchmark.subsets for benchmark in parsed.values())) | set(snapshots or ()))
 
     # -- the run record (fit only) ---------------------------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -130,23 +137,28 @@ class RetrievalEvaluation(L.Callback):
         if log_dir and trainer.is_global_zero:
             self._record = RunRecord(log_dir, self.snapshots, self.snapshot_max_per_subset, self.snapshot_every_evaluation)
 
+    # -- the step-0 evaluation -----------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._record is not None:  # (or at the step-0 evaluation, which comes first)
+        if self._record is not None:
             self._record.start(trainer.global_step)
+        if self.evaluate_at_start and trainer.global_step == 0 and trainer.ckpt_path is None:
+            evaluate_now(trainer)  # the start model, at step 0; a resumed fit has evaluated it already
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._record is not None:
             self._record.finish(_tensorboard(trainer), figure=self.snapshot_figure)
 
     # -- collection ----------------------------------------------------------------------------
-    def _reset(self, *args) -> None:
-        self._chunks = []
+    def _reset(self, trainer, pl_module) -> None:
+        self.metric.reset()
+        self.metric.to(pl_module.device)
         self._started = time.perf_counter()
 
     on_validation_epoch_start = on_test_epoch_start = _reset
 
     def _collect(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._chunks.append((outputs["embeddings"].detach(), batch["label"], batch["image_id"]))
+        if not trainer.sanity_checking:  # Lightning's sanity check is never an evaluation (see on_train_start)
+            self.metric.update(outputs["embeddings"], batch["label"], batch["image_id"])
 
     on_validation_batch_end = on_test_batch_end = _collect
 
@@ -156,42 +168,32 @@ class RetrievalEvaluation(L.Callback):
         return evaluate_benchmarks(self.benchmarks, EmbeddingTable(embeddings, labels, image_ids, subsets), head_weight, self.ks)
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        embeddings, labels, image_ids = (torch.cat(parts) for parts in zip(*self._chunks)) if self._chunks else (None,) * 3
-        self._chunks = []
-        if trainer.world_size > 1:
-            if embeddings is None:  # a rank without batches still joins the collectives
-                embeddings = torch.zeros(0, getattr(pl_module, "embedding_size", 1), device=pl_module.device)
-                labels = image_ids = torch.zeros(0, dtype=torch.long, device=pl_module.device)
-            embeddings, labels, image_ids = gather_rows(trainer.strategy, embeddings, labels, image_ids)
-            image_ids, embeddings, labels = drop_duplicate_ids(image_ids, embeddings, labels)
-        metrics = snapshot = None
         fitting = trainer.state.fn == "fit"
-        if trainer.is_global_zero and embeddings is not None and len(embeddings):
-            # never an accuracy from a random head: start weights without one get it imprinted first
-            head = getattr(pl_module, "head", None) if getattr(pl_module, "head_ready", True) else None
-            head_weight = head.weight.detach() if head is not None else None
-            table = EmbeddingTable(embeddings, labels, image_ids, trainer.datamodule.subsets)
-            metrics = evaluate_benchmarks(self.benchmarks, table, head_weight, self.ks)
-            if fitting and self.snapshots and self._record is not None:
-                snapshot = take_snapshot(table, self.snapshots, self.snapshot_max_per_subset)
+        # never an accuracy from a random head: start weights without one get it imprinted first
+        head = getattr(pl_module, "head", None) if getattr(pl_module, "head_ready", True) else None
+        self.metric.head_weight = head.weight.detach() if head is not None else None
+        self.metric.subsets = trainer.datamodule.subsets
+        metrics = self.metric.compute()  # torchmetrics gathers every rank's rows first
+        snapshot = None
+        if fitting and self.snapshots and self._record is not None and metrics:
+            snapshot = take_snapshot(self.metric.table, self.snapshots, self.snapshot_max_per_subset)
+        self.metric.table = None
+        self.metric.reset()
         if trainer.world_size > 1:
-            metrics = trainer.strategy.broadcast(metrics, src=0)  # computed once, identical on every rank
-        if metrics is None:
+            metrics = trainer.strategy.broadcast(metrics, src=0)  # bit-identical on every rank, whatever each computed
+        if not metrics:
             return
         self.seconds += time.perf_counter() - self._started  # embedding + metrics
         self.history.append((trainer.global_step, metrics))
-        # Loggers get every evaluation at the number of optimiser steps taken so far (0 = the start
-        # model; Lightning would discard self.log() in the sanity check and log others at step-1).
+        # Loggers get every evaluation at the number of optimiser steps taken so far (0 = the start model).
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
         if fitting and self._record is not None:
-            self._record.start(trainer.global_step)  # once per fit, after the checkpoint is restored
             self._record.record(trainer.global_step, metrics, snapshot, _tensorboard(trainer))
-        if not trainer.sanity_checking:
-            # Already identical on every rank: a max-reduction keeps them bit-exact (a mean could round)
-            # and tells Lightning the epoch-level values are synchronised.
-            pl_module.log_dict(metrics, logger=False, sync_dist=trainer.world_size > 1, reduce_fx="max")
+        # Already identical on every rank: a max-reduction keeps them bit-exact (a mean could round)
+        # and tells Lightning the epoch-level values are synchronised.
+        pl_module.log_dict(metrics, logger=False, sync_dist=trainer.world_size > 1, reduce_fx="max")
         if trainer.state.fn in ("validate", "test"):
             rank_zero_info(format_metrics(metrics))
             # trainer.log_dir is a collective under DDP: every rank asks, rank 0 writes
@@ -202,8 +204,8 @@ class RetrievalEvaluation(L.Callback):
                 rank_zero_info(f"wrote {path}")
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking and (trainer.num_sanity_val_steps != float("inf") or trainer.global_step > 0):
-            self._chunks = []  # a partial sanity pass, or a resumed run's repeat of an evaluated step
+        if trainer.sanity_checking:
+            self.metric.reset()
             return
         self._evaluate(trainer, pl_module)
 
@@ -214,6 +216,25 @@ class RetrievalEvaluation(L.Callback):
     def of(cls, trainer: L.Trainer) -> "RetrievalEvaluation":
         """The trainer's evaluation callback (e.g. to read ``history`` after a run)."""
         return next(callback for callback in trainer.callbacks if isinstance(callback, cls))
+
+
+def evaluate_now(trainer: L.Trainer) -> None:
+    """Run the fit's validation loop once, now (at fit start: the step-0 evaluation of the start model).
+
+    Mirrors what Lightning does for its sanity check (``Trainer._run_sanity_check``), but as a real
+    evaluation: every callback sees the usual validation hooks; the loop's progress counters are reset
+    afterwards so the checkpointed loop state is that of a fit that has not validated yet.
+    """
+    from lightning.pytorch.loops.utilities import _reset_progress
+
+    loop = trainer.fit_loop.epoch_loop.val_loop
+    stage = trainer.state.stage
+    trainer.validating = True
+    trainer._logger_connector.reset_results()
+    loop.run()
+    trainer._logger_connector.reset_results()
+    _reset_progress(loop)
+    trainer.state.stage = stage
 
 
 def _tensorboard(trainer: L.Trainer):

@@ -10,12 +10,13 @@ from typing import Literal
 
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
-from faceunlearn.data.dataset import ConcatFaceImages, FaceImages, collate_batch
+from faceunlearn.data.dataset import ConcatFaceImages, FaceImages, collate_batch, model_input
 from faceunlearn.data.packed import PackedDatasetError, PackedFaces, split_code
-from faceunlearn.data.samplers import IdentityBalancedBatchSampler, ShuffledBatchSampler
+from faceunlearn.data.samplers import IdentityBalancedBatchSampler, RankShard, ShuffledBatchSampler
 from faceunlearn.data.splits import (
     choose_forget_identities, identity_ids_from_names, protocol_splits, split_forget_images, split_per_identity,
 )
@@ -26,6 +27,8 @@ from faceunlearn.paths import expand_path
 
 #: row sets that feed training only; every other named set is an evaluation subset
 TRAINING_ONLY = ("train", "retain")
+#: the training streams ``FaceDataModule.stream`` serves
+STREAMS = ("forget", "forget_views", "retain", "train")
 #: datasets with a reader of their own in ``faceunlearn prepare`` (faceunlearn.prepare.datasets.READERS, but
 #: "folder"; not imported here: the readers pull in image libraries); others are prepared with ``prepare folder``
 PREPARE_READERS = ("celeba", "vggface2", "cfp", "ijbb")
@@ -151,6 +154,8 @@ class FaceDataModule(L.LightningDataModule):
             identity's n images are seen within ⌈n/K⌉ of its batches; for many images per identity,
             e.g. the VGGFace2 scenario). See ``IdentityBalancedBatchSampler``.
         num_workers: DataLoader workers (0 reads in the main process; the data is a memory map).
+        eval_subsets: the subsets ``val_dataloader``/``test_dataloader`` embed (None: all). The CLI links it
+            from the evaluation callback's benchmarks and snapshots (``RetrievalEvaluation.subsets_for``).
     """
 
     def __init__(
@@ -178,11 +183,12 @@ class FaceDataModule(L.LightningDataModule):
         view_transforms: list[dict] | None = None,
         forget_images: Literal["uniform", "cycle"] = "uniform",
         num_workers: int = 0,
+        eval_subsets: list[str] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
-        #: subsets that validate/test embed (None: all); the evaluation callback sets what its benchmarks read
-        self.eval_subset_names: list[str] | None = None
+        #: the streams ``train_dataloader`` combines (``use_streams``)
+        self.train_streams: tuple[str, ...] = ("forget",)
         self.root = expand_path(root, "data.root")
         self.extra_roots = {name: expand_path(path, f"data.extra_sources.{name}") for name, path in (extra_sources or {}).items()}
         if not 0 <= validation_fraction < 1:
@@ -332,6 +338,7 @@ class FaceDataModule(L.LightningDataModule):
             collate_fn=collate_batch,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),  # uint8 batches, copied to the GPU asynchronously
         )
 
     def stream(self, name: str) -> DataLoader:
@@ -348,7 +355,23 @@ class FaceDataModule(L.LightningDataModule):
         if name == "train":
             rows = self.rows["train"]
             return self._loader(rows, ShuffledBatchSampler(len(rows), hp.train_batch_size, hp.seed + 2, mirror=True))
-        raise KeyError(f"unknown training stream {name!r}; known: forget, forget_views, retain, train")
+        raise KeyError(f"unknown training stream {name!r}; known: {', '.join(STREAMS)}")
+
+    def use_streams(self, streams) -> None:
+        """Declare the training streams ``train_dataloader`` serves (the model calls this with the streams its
+        loss reads, ``FaceModule.train_streams``, from its ``setup``); default ``forget``."""
+        unknown = [name for name in streams if name not in STREAMS]
+        if unknown:
+            raise KeyError(f"unknown training stream(s) {unknown}; known: {', '.join(STREAMS)}")
+        self.train_streams = tuple(streams)
+
+    def train_dataloader(self) -> CombinedLoader:
+        """The declared training streams (``use_streams``), batch by batch together: ``{name: batch}``."""
+        return CombinedLoader({name: self.stream(name) for name in self.train_streams}, mode="min_size")
+
+    def forget_train_dataloader(self) -> DataLoader:
+        """Every D_f^train image once, unflipped, on every rank (not sharded): what SalUn's saliency sums over."""
+        return self.eval_dataloader(["forget_train"], shard=False)
 
     def training_identity_dataloader(self) -> DataLoader:
         """Every training image of the training identities (D_f^train ∪ D_r), unflipped: the images a
@@ -357,13 +380,16 @@ class FaceDataModule(L.LightningDataModule):
         sampler = BatchSampler(SequentialSampler(range(len(rows))), self.hparams.eval_batch_size, drop_last=False)
         return self._loader(rows, sampler)
 
-    def train_dataloader(self) -> CombinedLoader:
-        streams = getattr(self.trainer.lightning_module, "train_streams", ("forget",)) if self.trainer else ("forget",)
-        return CombinedLoader({name: self.stream(name) for name in streams}, mode="min_size")
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return model_input(batch)  # uint8 → normalised float, mirrored rows flipped, on the device
 
     # -- evaluation --------------------------------------------------------------------------
-    def eval_dataloader(self, names=None) -> DataLoader:
-        """Every image of the named subsets (default: all), each once, in stored order, unflipped."""
+    def eval_dataloader(self, names=None, shard: bool = True) -> DataLoader:
+        """Every image of the named subsets (default: all), each once, in stored order, unflipped.
+
+        Under ``torch.distributed`` each rank reads its contiguous block (``RankShard``, no padding)
+        unless ``shard`` is False. (With Lightning's ``use_distributed_sampler`` on, Lightning swaps in a
+        DistributedSampler instead, whose padding duplicates the evaluation drops by image id.)"""
         names = list(names or self.subsets)
         known = set(self.subsets)
         unknown = [name for name in names if name not in known]
@@ -377,11 +403,11 @@ class FaceDataModule(L.LightningDataModule):
                 offset = index << SOURCE_OFFSET_BITS
                 parts.append(FaceImages(packed, np.unique(np.concatenate(wanted)), image_id_offset=offset, label_offset=offset))
         dataset = ConcatFaceImages(parts)
-        sampler = BatchSampler(SequentialSampler(range(len(dataset))), self.hparams.eval_batch_size, drop_last=False)
-        return self._loader(dataset, sampler)
+        order = RankShard(len(dataset)) if shard else SequentialSampler(range(len(dataset)))
+        return self._loader(dataset, BatchSampler(order, self.hparams.eval_batch_size, drop_last=False))
 
     def val_dataloader(self) -> DataLoader:
-        return self.eval_dataloader(self.eval_subset_names)
+        return self.eval_dataloader(self.hparams.eval_subsets)
 
     def test_dataloader(self) -> DataLoader:
-        return self.eval_dataloader(self.eval_subset_names)
+        return self.eval_dataloader(self.hparams.eval_subsets)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms.v2 import functional as TF
 
 from faceunlearn.data.packed import PackedFaces
 
@@ -15,12 +14,36 @@ def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
+def model_input(batch: dict) -> dict:
+    """A batch as the model takes it: uint8 ``image`` [B,H,W,3] (and ``views`` [B,2,H,W,3]) →
+    ``normalize``d float [B,3,H,W] ([B,2,3,H,W]), with the rows ``mirror`` marks flipped; other keys kept.
+
+    Batches leave the DataLoader workers as uint8 (4× less to copy and pin than float) and this runs
+    on the device (``FaceDataModule.on_after_batch_transfer``); a CombinedLoader's ``{stream: batch}``
+    is converted stream by stream. Float images pass through unchanged.
+    """
+    if "image" not in batch:
+        return {name: model_input(part) if isinstance(part, dict) else part for name, part in batch.items()}
+    out = dict(batch)
+    mirror = out.pop("mirror", None)
+    if out["image"].dtype == torch.uint8:
+        images = normalize(out["image"])
+        if mirror is not None:
+            images = torch.where(mirror.to(images.device)[:, None, None, None], images.flip(-1), images)
+        out["image"] = images
+    if "views" in out and out["views"].dtype == torch.uint8:
+        views = out["views"]
+        out["views"] = normalize(views.flatten(0, 1)).unflatten(0, views.shape[:2])
+    return out
+
+
 class FaceImages(Dataset):
     """Rows ``rows`` of a packed dataset as dicts ``image, label, image_id``.
 
     ``__getitems__`` reads a whole batch with one sorted fancy-index into the memory map, so the
-    DataLoader does no per-image Python work. Horizontal flip is the only augmentation (SPEC §2)
-    and is chosen by the sampler: index ``i + len(self)`` is row ``i`` mirrored.
+    DataLoader does no per-image Python work. Images stay uint8 [B,H,W,3]; ``model_input`` normalises
+    them on the device. Horizontal flip is the only augmentation (SPEC §2) and is chosen by the
+    sampler: index ``i + len(self)`` is row ``i`` mirrored, returned as ``mirror`` and applied by ``model_input``.
 
     When several packed datasets are evaluated together (``ConcatFaceImages``), ``image_id_offset``
     and ``label_offset`` keep their image ids and identities apart.
@@ -44,14 +67,11 @@ class FaceImages(Dataset):
         return images
 
     def batch(self, indices: np.ndarray, images_uint8: np.ndarray) -> dict[str, torch.Tensor]:
-        """The batch dict of ``indices`` from their already-read ``images_uint8`` (mirror bit applied)."""
-        mirrored = torch.from_numpy(indices >= len(self.rows))
+        """The batch dict of ``indices`` from their already-read ``images_uint8`` (``mirror``: the mirror bits)."""
         rows = self.rows[indices % len(self.rows)]
-        images = normalize(torch.from_numpy(images_uint8))
-        if mirrored.any():
-            images[mirrored] = TF.horizontal_flip(images[mirrored])
         return {
-            "image": images,
+            "image": torch.from_numpy(images_uint8),
+            "mirror": torch.from_numpy(indices >= len(self.rows)),
             "label": torch.from_numpy(self.packed.identities[rows] + self.label_offset),
             "image_id": torch.from_numpy(self.packed.image_ids[rows] + self.image_id_offset),
         }

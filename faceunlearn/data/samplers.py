@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.utils.data import Sampler
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -47,6 +48,28 @@ class _EpochSeeded:
     def __len__(self) -> int:
         rank, world = _rank_and_world()
         return len(range(rank, self.num_batches, world))
+
+
+class RankShard(Sampler[int]):
+    """Items ``0..num_items−1`` in order, this rank's contiguous block of them under ``torch.distributed``.
+
+    Every item is read by exactly one rank, with no padding (DistributedSampler repeats items to even
+    out ranks); blocks differ in length by at most one. The rank is read when iterating, so a
+    DataLoader built before the process group starts still shards.
+    """
+
+    def __init__(self, num_items: int):
+        self.num_items = num_items
+
+    def _block(self) -> range:
+        rank, world = _rank_and_world()
+        return range(rank * self.num_items // world, (rank + 1) * self.num_items // world)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._block())
+
+    def __len__(self) -> int:
+        return len(self._block())
 
 
 class ShuffledBatchSampler(_EpochSeeded):

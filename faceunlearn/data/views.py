@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from faceunlearn.data.dataset import FaceImages, normalize
+from faceunlearn.data.dataset import FaceImages
 
 DEFAULT_VIEW_TRANSFORMS = ({"HorizontalFlip": {"p": 0.5}},)
 
@@ -46,7 +46,8 @@ def build_view_pipeline(transforms=DEFAULT_VIEW_TRANSFORMS):
 
 
 class TwoViews(Dataset):
-    """``FaceImages`` batches plus ``views`` [B, 2, 3, H, W]: two independent draws of ``pipeline`` per image.
+    """``FaceImages`` batches plus ``views`` [B, 2, H, W, 3] uint8: two independent draws of ``pipeline`` per image
+    (``model_input`` turns them into [B, 2, 3, H, W] floats on the device).
 
     ``image`` is the unaugmented image (no mirroring: the pipeline decides flips). The random draws of
     a batch are seeded by ``crc32(seed, rows of the batch)``.
@@ -65,8 +66,7 @@ class TwoViews(Dataset):
         self.pipeline.set_random_seed(zlib.crc32(np.concatenate([[self.seed], indices]).astype(np.int64).tobytes()))
         # albumentations works image by image; forget batches are small (P×K, e.g. 32) and this runs in the loader
         views = np.stack([[self.pipeline(image=image)["image"] for _ in range(2)] for image in raw])  # [B, 2, H, W, 3]
-        count, _, height, width, channels = views.shape
-        batch["views"] = normalize(torch.from_numpy(views.reshape(count * 2, height, width, channels))).reshape(count, 2, channels, height, width)
+        batch["views"] = torch.from_numpy(views)  # uint8; model_input normalises on the device
         return batch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Iterable, Literal, Protocol
 
 import copy
 
@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from faceunlearn.data.dataset import model_input
 from faceunlearn.losses.retention import embedding_distillation_loss, relational_distillation_loss
 from faceunlearn.methods.saliency import (
     SALIENCY_LOSSES,
@@ -24,6 +25,14 @@ from faceunlearn.models.head_imprint import class_mean_embeddings, imprinted_wei
 from faceunlearn.models.onnx_backbone import OnnxBackbone
 from faceunlearn.models.weights import CheckpointMismatchError, resolve_weights_path
 from faceunlearn.paths import expand_path, file_sha256
+
+
+class TrainingImages(Protocol):
+    """What a method reads besides its batches (``FaceDataModule`` provides it)."""
+
+    def use_streams(self, streams) -> None: ...
+    def forget_train_dataloader(self) -> Iterable: ...
+    def training_identity_dataloader(self) -> Iterable: ...
 
 
 class FaceModule(L.LightningModule):
@@ -88,6 +97,13 @@ class FaceModule(L.LightningModule):
             (mean embedding norm) or ``lipschitz`` (the Lipschitz loss under Gaussian input noise).
         saliency_noise_std, saliency_noise_draws: σ of the input noise ``δ ~ N(0, σ²)`` (images are
             in [-1, 1]) and its number of draws N per image, for ``saliency_loss: lipschitz``.
+        training_images: the source of the training images (``TrainingImages``: a ``FaceDataModule``),
+            linked by the CLI (``data`` → ``model.init_args.training_images``); in Python, pass the
+            DataModule. ````fit`` tells it the streams ``train_streams`` names (``use_streams``), SalUn D_f^train and head
+            imprinting the training identities' images. Never saved as a hyper-parameter.
+
+    The DataModule's batches leave its loaders as uint8 and become the network's float input on the
+    device (``FaceDataModule.on_after_batch_transfer``; ``device_batch`` for the loops outside the Trainer's).
     """
 
     #: DataModule streams that ``loss_terms`` reads (the retain stream is added when a retention term is on)
@@ -122,8 +138,11 @@ class FaceModule(L.LightningModule):
         train_dropout: bool = False,
         forward_chunk_size: int | None = None,
         channels_last: bool = False,
+        training_images: Any = None,  # a TrainingImages (typed Any: jsonargparse would parse a Protocol as a class)
     ):
         super().__init__()
+        #: where the training streams, D_f^train and the head-imprinting images come from (the CLI links the DataModule)
+        self.training_images = training_images
         if saliency_fraction is not None and not (
             isinstance(saliency_fraction, (int, float)) and 0.0 < saliency_fraction <= 1.0
         ):
@@ -144,7 +163,7 @@ class FaceModule(L.LightningModule):
                 f"(BatchNorm in training mode normalises by batch statistics, so chunks would change the result)"
             )
         self.retention_weights = retention_weights(retain_weight, retention)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["training_images"])
         #: where the start weights came from and their SHA-256 (checked when a run resumes)
         self.start_weights: dict | None = None
         #: "checkpoint" (loaded or resumed), "imprinted" (class-mean embeddings), "trained" (from scratch,
@@ -188,6 +207,17 @@ class FaceModule(L.LightningModule):
         #: share of trainable elements the mask keeps (logged once as ``saliency/kept_fraction``)
         self.saliency_kept_fraction: float | None = None
 
+    # -- data ----------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.training_images is not None:
+            self.training_images.use_streams(self.train_streams)  # the DataModule's train_dataloader serves these
+
+    def device_batch(self, batch: dict) -> dict:
+        """A loader's batch as a step sees it, for loops outside the Trainer's (saliency, imprinting)."""
+        batch = {key: value.to(self.device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+                 for key, value in batch.items()}
+        return model_input(batch)
+
     @property
     def train_streams(self) -> tuple[str, ...]:
         streams = self.loss_streams + (("retain",) if self.retention_weights else ())
@@ -223,8 +253,7 @@ class FaceModule(L.LightningModule):
         ``W_c = normalize(Σ_{i: y_i = c} ẑ_i)`` over D_f^train ∪ D_r (never D_f^test or an evaluation
         identity); classes without training images keep their rows. Rank 0's result is broadcast.
         """
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if datamodule is None or not hasattr(datamodule, "training_identity_dataloader"):
+        if self.training_images is None:
             return  # no training images here: the head stays "random" and no accuracy is logged
         self.imprint(self.head, self)
         self.head_source = "imprinted"
@@ -233,8 +262,8 @@ class FaceModule(L.LightningModule):
         """Set ``head``'s rows from ``embed``'s class-mean embeddings of the training images."""
         was_training = self.training
         self.eval()
-        loader = self.trainer.datamodule.training_identity_dataloader()
-        sums, counts = class_mean_embeddings(embed, loader, head.weight.shape[0], self.device)
+        batches = (self.device_batch(batch) for batch in self.training_images.training_identity_dataloader())
+        sums, counts = class_mean_embeddings(embed, batches, head.weight.shape[0], self.device)
         self.train(was_training)
         sums, counts = self.trainer.strategy.broadcast((sums.cpu(), counts.cpu()), src=0)
         with torch.no_grad():
@@ -322,14 +351,10 @@ class FaceModule(L.LightningModule):
     def compute_saliency_masks(self) -> dict[str, torch.Tensor]:
         """Masks of the top ``saliency_fraction`` of trainable elements by saliency over D_f^train."""
         hp = self.hparams
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if datamodule is None or not hasattr(datamodule, "eval_dataloader"):
-            raise RuntimeError("saliency_fraction needs a FaceDataModule (its forget_train subset) in the Trainer")
-        device = self.device
-        batches = (
-            {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
-            for batch in datamodule.eval_dataloader(["forget_train"])
-        )
+        if self.training_images is None:
+            raise RuntimeError("saliency_fraction needs the forget set: pass training_images=<the FaceDataModule> "
+                               "(the CLI links it from data)")
+        batches = (self.device_batch(batch) for batch in self.training_images.forget_train_dataloader())
         loss_fn = make_saliency_loss(hp.saliency_loss, hp.saliency_noise_std, hp.saliency_noise_draws, seed=0)
         return saliency_masks(saliency_scores(self, batches, loss_fn), hp.saliency_fraction)
 

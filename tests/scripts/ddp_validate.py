@@ -2,8 +2,8 @@
 
     python tests/scripts/ddp_validate.py PACKED_ROOT OUT_DIR NUM_PROCESSES
 
-Each rank writes the metrics it logged to OUT_DIR/rank<r>.json, and checks that ``gather_rows``
-handles ranks holding different numbers of rows. Images are embedded one per batch: a conv net's
+Each rank writes the metrics it logged to OUT_DIR/rank<r>.json. Lightning's default DistributedSampler
+is kept here (it pads the ranks with repeated images, which the metric drops by image id). Images are embedded one per batch: a conv net's
 output for an image is bit-identical only for the same batch shape, and per-image batches make
 the single- and multi-process embeddings identical, so the comparison isolates gathering,
 de-duplication and the metrics. Every process also runs one intra-op thread: without
@@ -21,7 +21,6 @@ import lightning as L
 import torch
 
 from faceunlearn.callbacks import RetrievalEvaluation
-from faceunlearn.callbacks.gather import gather_rows
 from faceunlearn.data import FaceDataModule
 from faceunlearn.methods import Dispersion
 
@@ -42,10 +41,6 @@ def main(root: str, out_dir: str, processes: int) -> None:
     )
     trainer.validate(model, data)
     logged = {key: float(value) for key, value in trainer.callback_metrics.items()}
-    if processes > 1:
-        rank = trainer.global_rank
-        (gathered,) = gather_rows(trainer.strategy, torch.arange(rank + 1) + 10 * rank)  # uneven: 1 and 2 rows
-        logged["gather_check"] = gathered.tolist() == [0, 10, 11]
     Path(out_dir, f"rank{trainer.global_rank}.json").write_text(json.dumps(logged, sort_keys=True))
     if torch.distributed.is_initialized():
         # Leave together: a rank that exits while its peer's gloo threads still read the socket
