@@ -28,6 +28,25 @@ def test_print_config(config, tmp_path, monkeypatch, capsys):
     assert "class_path: faceunlearn.methods." in printed and "benchmarks:" in printed
 
 
+def _printed(capsys, *configs) -> str:
+    with pytest.raises(SystemExit):
+        cli_main(["fit", *[word for config in configs for word in ("--config", str(config))], "--print_config"])
+    return capsys.readouterr().out
+
+
+def test_protocol_and_method_files_compose(tmp_path, monkeypatch, capsys):
+    """The CelebA configs share one data and one evaluation file; the protocol file composes with a method file."""
+    monkeypatch.chdir(tmp_path)
+    one_file = _printed(capsys, REPO / "configs/disp_celeba.yaml")
+    two_files = _printed(capsys, REPO / "configs/protocols/celeba.yaml", REPO / "configs/disp_celeba.yaml")
+    assert one_file == two_files and "max_distractors: 75000" in one_file
+    sections = {config.name: config.read_text() for config in CONFIGS if config.name.endswith("_celeba.yaml")
+                and config.name != "finetune_celeba.yaml"}
+    assert len(sections) == 7
+    assert all("data: protocols/celeba_data.yaml" in text and "evaluation: protocols/celeba_evaluation.yaml" in text
+               for text in sections.values())  # no config repeats the protocol's sections
+
+
 def test_real_data_configs_say_what_is_missing(tmp_path, monkeypatch, capsys):
     """No datasets yet: the error names the variable, then the `faceunlearn prepare` command to run."""
     from faceunlearn.cli import main
