@@ -30,7 +30,6 @@ one set of identities (so different-person pairs also span datasets).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from faceunlearn.atomic import atomic_path, write_json_atomic
 from faceunlearn.data.splits import split_forget_images
 from faceunlearn.metrics.checks import unit_rows
 
@@ -334,7 +334,7 @@ def write_report(
             for w in sweeps
         ],
     }
-    path.write_text(json.dumps(payload, indent=1))
+    write_json_atomic(path, payload, indent=1)
 
 
 def plot_calibration(
@@ -393,6 +393,6 @@ def plot_calibration(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as partial:
+        fig.savefig(partial, dpi=90, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)

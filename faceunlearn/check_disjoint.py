@@ -54,7 +54,6 @@ id, or a mapping ``{"<id>": name}``. Otherwise a name is ``id<N>``.
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +63,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from faceunlearn.atomic import write_csv_atomic
 from faceunlearn.data.dataset import normalize
 from faceunlearn.data.packed import SPLITS, PackedDatasetError, PackedFaces, split_code
 from faceunlearn.data.splits import choose_forget_identities, identity_ids_from_names, split_forget_images
@@ -283,11 +283,7 @@ def match_rows(forget: Centroids, others: list[Centroids], top_k: int, threshold
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv_atomic(path, rows, CSV_COLUMNS)
 
 
 def format_table(rows: list[dict], show: int) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from faceunlearn.atomic import write_text_atomic
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.report import build_tables, markdown_tables, read_run
 from faceunlearn.experiments.sweep import describe_config, format_seconds, sweep
@@ -38,7 +39,7 @@ def run_compare(configs: list[str], finetune_config: str | None, out_dir: str, o
     out = Path(out_dir)
     write_csv(rows, out / "results.csv")
     tables = markdown_tables(build_tables(runs, (TABLE_1, TABLE_2)), out_dir, with_std=False)
-    (out / "results.md").write_text(f"Forget set {seed}.\n\n{tables}\n")
+    write_text_atomic(out / "results.md", f"Forget set {seed}.\n\n{tables}\n")
     print(f"\nForget set {seed}.\n\n{tables}")
     print("\nTime per run (Original: its evaluation; a method: unlearning + its evaluations):")
     for run in runs:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from faceunlearn.atomic import write_text_atomic
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.cli import cli_main
 from faceunlearn.reporting import markdown_table, tidy_rows, write_csv
@@ -58,7 +59,7 @@ def run_demo(finetune_config: str, unlearn_configs: list[str], out_dir: str, met
     out = Path(out_dir)
     write_csv(rows, out / "results.csv")
     table = markdown_table(rows)
-    (out / "results.md").write_text(table + "\n")
+    write_text_atomic(out / "results.md", table + "\n")
 
     print("\nForget: D_f^test queries vs D_f gallery (10 forgotten identities); CS/acc on D_f.")
     print("Retain: the 50 reported held-out identities, profile queries vs frontal gallery; CS/acc on D_r.")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
+
+from faceunlearn.atomic import write_csv_atomic
 
 TIDY_COLUMNS = ("method", "seed", "benchmark", "metric", "value")
 #: the paper's table columns: retrieval (Table 1) then compactness and centroid accuracy (Table 2)
@@ -26,16 +26,7 @@ def tidy_rows(method: str, seed: int, metrics: dict[str, float], table_metrics=T
 
 def write_csv(rows: list[dict], path: str | Path) -> None:
     """Tidy rows as CSV, atomically: ``path`` is either absent, the old file, or complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=TIDY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_csv_atomic(path, rows, TIDY_COLUMNS)
 
 
 def markdown_table(rows: list[dict]) -> str:

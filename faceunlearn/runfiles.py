@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from faceunlearn.atomic import write_csv_atomic
+
 HISTORY = "history.csv"
 HISTORY_COLUMNS = ("step", "benchmark", "metric", "value")
 EMBEDDINGS = "embeddings"
@@ -40,7 +42,11 @@ def read_history(path: str | Path) -> list[dict]:
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
-        return [{**row, "step": int(row["step"]), "value": float(row["value"])} for row in csv.DictReader(handle)]
+        rows = [{**row, "step": int(row["step"]), "value": float(row["value"])} for row in csv.DictReader(handle)]
+    # A resumed fit appends (the file is never rewritten): an evaluation it repeats supersedes the
+    # earlier row of the same step, benchmark and metric (a crash after evaluating, before the checkpoint).
+    latest = {(row["step"], row["benchmark"], row["metric"]): row for row in rows}
+    return sorted(latest.values(), key=lambda row: row["step"]) if len(latest) != len(rows) else rows
 
 
 def append_history(path: str | Path, step: int, metrics: dict[str, float]) -> None:
@@ -67,10 +73,7 @@ def trim_history(path: str | Path, last_step: int | None) -> None:
     rows = read_history(path)
     kept = [row for row in rows if row["step"] <= last_step]
     if len(kept) != len(rows):
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
-            writer.writeheader()
-            writer.writerows(kept)
+        write_csv_atomic(path, kept, HISTORY_COLUMNS)
 
 
 def snapshot_path(run_dir: str | Path, step: int) -> Path:

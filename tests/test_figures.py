@@ -64,6 +64,23 @@ def test_history_file_is_tidy_and_trimmed_on_resume(tmp_path):
     assert not path.exists()
 
 
+def test_a_resumed_fit_appends_to_history_without_rewriting_it(tmp_path):
+    from faceunlearn.callbacks.snapshots import RunRecord
+
+    path = tmp_path / runfiles.HISTORY
+    for step in (0, 3, 6):  # the fit evaluated step 6, then crashed before its step-6 checkpoint
+        runfiles.append_history(path, step, {"forget/mAP": 0.5})
+    before = path.read_bytes()
+    record = RunRecord(tmp_path, snapshots=None, max_per_subset=10)
+    record.start(3)  # resumed from the step-3 checkpoint: the file is left as it is
+    assert path.read_bytes() == before
+    record.record(6, {"forget/mAP": 0.25}, None)  # step 6 evaluated again
+    assert path.read_bytes().startswith(before)  # appended, not rewritten
+    assert [(row["step"], row["value"]) for row in runfiles.read_history(path)] == [(0, 0.5), (3, 0.5), (6, 0.25)]
+    RunRecord(tmp_path, snapshots=None, max_per_subset=10).start(0)  # a fresh fit in the same folder
+    assert not path.exists()
+
+
 def test_figures_for_run_writes_small_pngs(tmp_path):
     run = tmp_path / "run"
     _write_run(run)

@@ -91,13 +91,15 @@ class RunRecord:
         self.started = False
 
     def start(self, resume_step: int) -> None:
-        """Once per fit, before its first record: drop a previous fit's rows and snapshots (a fresh
-        fit, ``resume_step`` 0), or those after the checkpoint a resumed fit continues from (they
-        will be evaluated again)."""
+        """Once per fit, before its first record: drop a previous fit's history and snapshots (a fresh
+        fit, ``resume_step`` 0), or the snapshots after the checkpoint a resumed fit continues from
+        (they will be taken again). A resumed fit's history is appended to, never rewritten; rows it
+        evaluates again supersede the old ones when read (``runfiles.read_history``)."""
         if self.started:
             return
         self.started = True
-        runfiles.trim_history(self.run_dir / runfiles.HISTORY, resume_step or None)
+        if resume_step == 0:  # a fresh fit starts a fresh history; a resumed one appends to it
+            runfiles.trim_history(self.run_dir / runfiles.HISTORY, None)
         for step in runfiles.list_snapshots(self.run_dir):
             if resume_step == 0 or step > resume_step:
                 self._drop(step)

@@ -50,6 +50,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from faceunlearn.atomic import write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
+
 
 DONE = "done.json"
 RESULTS = "results.csv"
@@ -81,23 +83,6 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``path`` so that it either does not exist or is complete (tmp file + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    _atomic_write_text(Path(path), text)
-
-
-def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
-    _atomic_write_text(Path(path), json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:

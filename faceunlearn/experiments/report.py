@@ -21,13 +21,13 @@ studies (validation), each with its Pareto front, and the validation front table
 
 from __future__ import annotations
 
-import csv
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from faceunlearn.atomic import write_csv_atomic, write_text_atomic
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.tables import TABLE_1, TABLES, Column, Table, method_sort_key
 
@@ -315,10 +315,7 @@ def write_report(runs: list[Run], out: str | Path, run_dir: str, tables: tuple[T
         "### Run time\n\n" + time_table(runs) if runs else "",
         tradeoff_section(runs, list(studies), out),
     ]).rstrip() + "\n"
-    (out / "report.md").write_text(markdown)
-    (out / "report.tex").write_text(latex_tables(results, run_dir))
-    with (out / "report.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=REPORT_CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(csv_rows(results))
+    write_text_atomic(out / "report.md", markdown)
+    write_text_atomic(out / "report.tex", latex_tables(results, run_dir))
+    write_csv_atomic(out / "report.csv", csv_rows(results), REPORT_CSV_COLUMNS)
     return markdown

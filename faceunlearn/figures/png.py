@@ -6,6 +6,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from faceunlearn.atomic import atomic_path
+
 DPI = 100
 
 
@@ -18,7 +20,6 @@ def save_png(figure: Figure, path: str | Path) -> Path:
     figure.savefig(buffer, format="png", dpi=DPI)
     buffer.seek(0)
     image = Image.open(buffer).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    partial = path.with_name(path.name + ".partial")
-    image.save(partial, format="PNG", optimize=True)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        image.save(partial, format="PNG", optimize=True)
     return path
