@@ -18,7 +18,7 @@ import sys
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from faceunlearn.callbacks import RetrievalEvaluation
+from faceunlearn.callbacks import RetrievalEvaluation, RunFiles
 from faceunlearn.data import FaceDataModule
 from faceunlearn.data.packed import PackedDatasetError
 from faceunlearn.methods import FaceModule
@@ -89,8 +89,11 @@ class FaceUnlearnCLI(LightningCLI):
         # the method reads its training streams, D_f^train (SalUn) and imprinting images from the DataModule
         parser.link_arguments("data", "model.init_args.training_images", apply_on="instantiate")
         parser.add_lightning_class_args(RetrievalEvaluation, "evaluation")
+        parser.add_lightning_class_args(RunFiles, "run_files")
+        # the run files record what the evaluation computed
+        parser.link_arguments("evaluation", "run_files.evaluation", apply_on="instantiate")
         # the DataModule embeds only the subsets the benchmarks and snapshots read
-        parser.link_arguments(("evaluation.benchmarks", "evaluation.snapshots"), "data.eval_subsets",
+        parser.link_arguments(("evaluation.benchmarks", "run_files.snapshots"), "data.eval_subsets",
                               compute_fn=RetrievalEvaluation.subsets_for, apply_on="parse")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.dirpath": "checkpoints", "checkpoint.save_last": True})

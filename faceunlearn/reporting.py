@@ -9,6 +9,8 @@ from faceunlearn.atomic import write_csv_atomic
 TIDY_COLUMNS = ("method", "seed", "benchmark", "metric", "value")
 #: the paper's table columns: retrieval (Table 1) then compactness and centroid accuracy (Table 2)
 TABLE_METRICS = ("mAP", "R@1", "CS", "acc")
+#: metric-name prefix of a benchmark's chance level (what a random ranking scores): "forget/chance_mAP"
+CHANCE_PREFIX = "chance_"
 
 
 def tidy_rows(method: str, seed: int, metrics: dict[str, float], table_metrics=TABLE_METRICS) -> list[dict]:

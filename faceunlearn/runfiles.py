@@ -5,7 +5,7 @@
   (tensors only, so ``torch.load(..., weights_only=True)`` reads them);
 - ``figures/``: PNGs written by ``faceunlearn.figures``.
 
-Written by the ``RetrievalEvaluation`` callback, read by ``faceunlearn.figures``. Plain files and
+Written by the ``RunFiles`` callback, read by ``faceunlearn.figures``. Plain files and
 no Lightning here, so the figures need nothing but this module.
 """
 from __future__ import annotations

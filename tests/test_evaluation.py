@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from faceunlearn.callbacks import RetrievalEvaluation
+from faceunlearn.callbacks import RetrievalEvaluation, RunFiles
 from faceunlearn.cli import cli_main
 from faceunlearn.metrics.benchmarks import Benchmark, parse_benchmarks
 from conftest import write_random_packed
@@ -50,6 +50,9 @@ def test_validate_prints_and_writes_tidy_csv(tmp_path, random_packed, caplog):
     (_, metrics), = evaluation.history
     # only the subsets the benchmark and the config's snapshots read are embedded
     assert cli.datamodule.hparams.eval_subsets == ["distractors", "forget", "forget_test", "retain_eval"]  # linked from evaluation
+    # two callbacks, one job each: the run files subscribe to the evaluation they were linked to
+    run_files, = (callback for callback in cli.trainer.callbacks if isinstance(callback, RunFiles))
+    assert evaluation.subscribers == [run_files.record] and run_files.snapshots == ["forget", "retain_eval"]
     with csv_path.open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["method", "seed", "benchmark", "metric", "value"]

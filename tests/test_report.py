@@ -161,3 +161,20 @@ def test_two_configs_of_one_method_are_separate_rows(tmp_path, capsys):
     _, markdown, _, _ = _report(root, capsys)
     assert "| Dispersion (demo_disp) | 0 1 | 30.00 ± 0.00 |" in markdown
     assert "| Dispersion (demo_disp_lr3) | 0 1 | 50.00 ± 0.00 |" in markdown
+
+
+def test_retrieval_tables_start_with_the_chance_row(tmp_path, capsys):
+    root = tmp_path / "sweep"
+    for seed, chance in ((0, 0.10), (1, 0.14)):
+        make_run(root, "original", seed, "Original", {"forget/mAP": 0.9, "forget/R@1": 0.95, "forget/CS": 0.5,
+                                                       "forget/chance_mAP": chance, "forget/chance_R@1": chance / 2})
+        make_run(root, "demo_disp", seed, "Dispersion", {"forget/mAP": 0.3, "forget/R@1": 0.4, "forget/CS": 0.1,
+                                                          "forget/chance_mAP": chance, "forget/chance_R@1": chance / 2})
+    _, markdown, table, _ = _report(root, capsys)
+    table1 = markdown.split("### Table 1")[1].split("###")[0]
+    lines = [line for line in table1.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert lines[0].startswith("| Chance (random ranking) | 0 1 | 12.00 ± 2.83 | 6.00 ± 1.41 |")
+    assert [line.split(" | ")[0][2:] for line in lines[1:]] == ["Original", "Dispersion"]
+    table2 = markdown.split("### Table 2")[1].split("###")[0]
+    assert "Chance" not in table2  # no retrieval column: no chance row
+    assert {row["method"] for row in table if row["table"] == "table1"} == {"Chance (random ranking)", "Original", "Dispersion"}

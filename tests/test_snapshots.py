@@ -33,7 +33,7 @@ def _fit(tmp_path, random_packed, epochs, ckpt_path=None):
         "--trainer.logger.init_args.name", "run", "--trainer.logger.init_args.version", "0",
         "--checkpoint.dirpath", str(tmp_path / "ckpt"),
         "--evaluation.benchmarks", "{forget: {queries: forget_test, gallery: [forget], clusters: forget}}",
-        "--evaluation.snapshots", "[forget, retain_eval]", "--evaluation.snapshot_max_per_subset", "50",
+        "--run_files.snapshots", "[forget, retain_eval]", "--run_files.snapshot_max_per_subset", "50",
         "--model.init_args.view_dispersion", "0", "--model.init_args.retention", "{}",  # run files, not the method
     ]
     return cli_main(args + (["--ckpt_path", str(ckpt_path)] if ckpt_path else []))

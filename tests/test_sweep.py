@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from faceunlearn.experiments import layout, sweep
+from faceunlearn.experiments import launch, layout, sweep
 from faceunlearn.experiments.report import collect
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +157,8 @@ def test_missing_original_and_other_sweeps_are_refused(fake, tmp_path):
 
 # ---------------------------------------------------------------------------------------- real runs
 def test_tiny_real_sweep(tmp_path, random_packed, capsys):
-    """1 method × 2 forget sets on tiny noise data, then a second invocation that skips everything."""
+    """1 method × 2 forget sets on tiny noise data, each run in its own process, then a second
+    invocation that skips everything."""
     data = ["--data.root", str(random_packed.root), "--data.synthetic", "null", "--data.eval_retain_identities", "4",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
     finetune = [*data, "--trainer.max_epochs", "1", "--checkpoint.dirpath", str(tmp_path / "original"),
@@ -165,7 +166,8 @@ def test_tiny_real_sweep(tmp_path, random_packed, capsys):
     method = [*data, "--data.num_forget_identities", "8", "--data.batch_size", "16",
               "--data.batches_per_epoch", "2", "--trainer.max_epochs", "1"]
     out = tmp_path / "sweep"
-    specs = sweep.sweep([DISP], [0, 1], str(out), FINETUNE, method, finetune)
+    # each run in its own process, two at once (the command's default launcher, with --jobs 2)
+    specs = sweep.sweep([DISP], [0, 1], str(out), FINETUNE, method, finetune, launcher=launch.processes(2))
     assert [spec.name for spec in specs] == ["original/seed0", "demo_disp/seed0", "original/seed1", "demo_disp/seed1"]
     done = {spec.name: layout.read_done(spec.run_dir) for spec in specs}
     assert done["demo_disp/seed0"]["method"] == "Dispersion" and done["demo_disp/seed0"]["global_step"] == 2

@@ -1,5 +1,10 @@
-"""Callbacks: cross-cutting concerns wired into the Lightning Trainer."""
+"""Callbacks: cross-cutting concerns wired into the Lightning Trainer, one each.
+
+* ``RetrievalEvaluation``: evaluates the benchmarks (step 0 and every validation) and logs them;
+* ``RunFiles``: records a fit's evaluations as run files (history.csv, embedding snapshots, t-SNE).
+"""
 
 from faceunlearn.callbacks.retrieval_evaluation import DEFAULT_BENCHMARKS, RetrievalEvaluation
+from faceunlearn.callbacks.run_files import RunFiles
 
-__all__ = ["DEFAULT_BENCHMARKS", "RetrievalEvaluation"]
+__all__ = ["DEFAULT_BENCHMARKS", "RetrievalEvaluation", "RunFiles"]

@@ -3,19 +3,21 @@
 It only wires ``faceunlearn.metrics`` into Lightning: ``BenchmarkMetrics`` (a torchmetrics
 ``Metric`` whose compute is the pure functions) collects the embeddings that ``validation_step``
 returns; torchmetrics syncs them across DDP ranks (the images a DistributedSampler repeats are
-dropped by image id), and every rank logs rank 0's numbers. ``faceunlearn validate|test`` also prints them and writes them as tidy CSV.
+dropped by image id), and every rank logs rank 0's numbers. ``faceunlearn validate|test`` also prints
+them and writes them as tidy CSV. What a fit keeps on disk (history, snapshots, t-SNE) is the
+``RunFiles`` callback's job: it subscribes to the results (``subscribe``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from faceunlearn.callbacks.snapshots import RunRecord, take_snapshot
 from faceunlearn.metrics.benchmarks import EmbeddingTable, evaluate_benchmarks, parse_benchmarks
 from faceunlearn.metrics.synced import BenchmarkMetrics
 from faceunlearn.reporting import tidy_rows, write_csv
@@ -56,28 +58,16 @@ class RetrievalEvaluation(L.Callback):
     (a ``torchmetrics.Metric``: torchmetrics syncs the embeddings of every DDP rank). The step-0
     evaluation is an explicit run of the validation loop when training starts (``evaluate_now``),
     independent of ``num_sanity_val_steps`` (a sanity check is never taken as an evaluation), and is
-    skipped when a fit resumes from a checkpoint. ``history`` keeps ``(global_step, metrics)`` of every evaluation. At set-up
-    the CLI tells the DataModule which subsets to embed (``subsets_for`` → ``data.eval_subsets``).
-
-    During ``fit``, with a logger, the run folder (``trainer.log_dir``) also gets (see
-    ``faceunlearn.runfiles``): ``history.csv``, every evaluation as ``step,benchmark,metric,value``
-    (a resumed fit appends); and, for the ``snapshots`` subsets, ``embeddings/step<N>.pt`` of the
-    first and the last evaluation (step 0 and the final step), also shown in TensorBoard's
-    embedding projector, and at the end of the fit a t-SNE figure (before/after × subset, the
-    paper's Figure 1) in ``figures/tsne.png`` and as the TensorBoard image ``embeddings/tsne``.
+    skipped when a fit resumes from a checkpoint. ``history`` keeps ``(global_step, metrics)`` of
+    every evaluation. At set-up the CLI tells the DataModule which subsets to embed (``subsets_for`` →
+    ``data.eval_subsets``). During ``fit``, every subscriber (``subscribe``; the ``RunFiles``
+    callback) gets each evaluation's metrics and its synced embedding table.
 
     Args:
         benchmarks: name → subsets (default: the demo's ``forget`` and ``retain``).
         ks: the k of R@k.
         results_csv: where ``validate``/``test`` write the tidy CSV (``method,seed,benchmark,metric,value``);
             default ``<log_dir>/retrieval_metrics.csv`` of the run.
-        snapshots: DataModule subsets whose embeddings a fit saves (e.g. ``[forget, retain_eval]``);
-            None saves none. They are embedded during fit's evaluations even if no benchmark reads them.
-        snapshot_max_per_subset: cap on a snapshot subset's images: whole identities in a seeded
-            order while they fit (the same images at every step).
-        snapshot_every_evaluation: keep a snapshot (and a projector entry) of every evaluation,
-            not only the first and the last.
-        snapshot_figure: draw the t-SNE figure at the end of the fit (needs scikit-learn).
         evaluate_at_start: evaluate the start model at step 0 when a fit starts (not when it resumes).
     """
 
@@ -86,10 +76,6 @@ class RetrievalEvaluation(L.Callback):
         benchmarks: dict[str, dict] | None = None,
         ks: list[int] | None = None,
         results_csv: str | None = None,
-        snapshots: list[str] | None = None,
-        snapshot_max_per_subset: int = 1000,
-        snapshot_every_evaluation: bool = False,
-        snapshot_figure: bool = True,
         evaluate_at_start: bool = True,
     ):
         super().__init__()
@@ -97,56 +83,37 @@ class RetrievalEvaluation(L.Callback):
         self.ks = tuple(ks or (1, 5, 10))
         if min(self.ks) < 1:
             raise ValueError(f"evaluation.ks must be positive integers, got {list(self.ks)}")
-        if snapshot_max_per_subset < 1:
-            raise ValueError(f"evaluation.snapshot_max_per_subset must be positive, got {snapshot_max_per_subset}")
         self.results_csv = results_csv
-        self.snapshots = list(dict.fromkeys(snapshots or ()))
-        self.snapshot_max_per_subset = snapshot_max_per_subset
-        self.snapshot_every_evaluation = snapshot_every_evaluation
-        self.snapshot_figure = snapshot_figure
         self.history: list[tuple[int, dict[str, float]]] = []
         self.seconds = 0.0
         self._started = 0.0
         self.evaluate_at_start = evaluate_at_start
         #: the embeddings of the evaluation under way, synced over processes by torchmetrics
         self.metric = BenchmarkMetrics(self.benchmarks, self.ks)
-        self._record: RunRecord | None = None  # the fit's history and snapshots (rank 0, with a log dir)
+        #: called after each fit evaluation as ``fn(trainer, metrics, table)`` on every rank
+        self.subscribers: list[Callable] = []
+
+    def subscribe(self, subscriber: Callable) -> None:
+        """Have ``subscriber(trainer, metrics, table)`` called after every evaluation of a fit, on every
+        rank: the metrics (identical on all ranks) and the synced ``EmbeddingTable`` they came from."""
+        self.subscribers.append(subscriber)
 
     @property
     def benchmark_subsets(self) -> list[str]:
         """Every DataModule subset some benchmark reads."""
         return sorted(set().union(*(benchmark.subsets for benchmark in self.benchmarks.values())))
 
-    @property
-    def subsets(self) -> list[str]:
-        """Every DataModule subset a fit's evaluation embeds: the benchmarks' and the snapshots'."""
-        return sorted({*self.benchmark_subsets, *self.snapshots})
-
     @staticmethod
     def subsets_for(benchmarks: dict[str, dict] | None, snapshots: list[str] | None) -> list[str]:
-        """The DataModule subsets an evaluation with these settings embeds (the CLI links this to
-        ``data.eval_subsets``, so the DataModule embeds nothing else)."""
+        """The DataModule subsets a fit embeds: the benchmarks' and the run files' snapshots (the CLI
+        links this to ``data.eval_subsets``, so the DataModule embeds nothing else)."""
         parsed = parse_benchmarks(benchmarks or DEFAULT_BENCHMARKS)
         return sorted(set().union(*(benchmark.subsets for benchmark in parsed.values())) | set(snapshots or ()))
 
-    # -- the run record (fit only) ---------------------------------------------------------------
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # trainer.log_dir is a collective under DDP: every rank asks, rank 0 writes
-        log_dir = trainer.log_dir if trainer.loggers else None
-        self._record = None
-        if log_dir and trainer.is_global_zero:
-            self._record = RunRecord(log_dir, self.snapshots, self.snapshot_max_per_subset, self.snapshot_every_evaluation)
-
     # -- the step-0 evaluation -----------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._record is not None:
-            self._record.start(trainer.global_step)
         if self.evaluate_at_start and trainer.global_step == 0 and trainer.ckpt_path is None:
             evaluate_now(trainer)  # the start model, at step 0; a resumed fit has evaluated it already
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._record is not None:
-            self._record.finish(_tensorboard(trainer), figure=self.snapshot_figure)
 
     # -- collection ----------------------------------------------------------------------------
     def _reset(self, trainer, pl_module) -> None:
@@ -174,10 +141,7 @@ class RetrievalEvaluation(L.Callback):
         self.metric.head_weight = head.weight.detach() if head is not None else None
         self.metric.subsets = trainer.datamodule.subsets
         metrics = self.metric.compute()  # torchmetrics gathers every rank's rows first
-        snapshot = None
-        if fitting and self.snapshots and self._record is not None and metrics:
-            snapshot = take_snapshot(self.metric.table, self.snapshots, self.snapshot_max_per_subset)
-        self.metric.table = None
+        table, self.metric.table = self.metric.table, None
         self.metric.reset()
         if trainer.world_size > 1:
             metrics = trainer.strategy.broadcast(metrics, src=0)  # bit-identical on every rank, whatever each computed
@@ -189,8 +153,10 @@ class RetrievalEvaluation(L.Callback):
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
-        if fitting and self._record is not None:
-            self._record.record(trainer.global_step, metrics, snapshot, _tensorboard(trainer))
+        if fitting:
+            for subscriber in self.subscribers:
+                subscriber(trainer, metrics, table)
+        del table
         # Already identical on every rank: a max-reduction keeps them bit-exact (a mean could round)
         # and tells Lightning the epoch-level values are synchronised.
         pl_module.log_dict(metrics, logger=False, sync_dist=trainer.world_size > 1, reduce_fx="max")
@@ -237,7 +203,7 @@ def evaluate_now(trainer: L.Trainer) -> None:
     trainer.state.stage = stage
 
 
-def _tensorboard(trainer: L.Trainer):
+def tensorboard_writer(trainer: L.Trainer):
     """The SummaryWriter of the trainer's first TensorBoardLogger, or None."""
     from lightning.pytorch.loggers import TensorBoardLogger
 

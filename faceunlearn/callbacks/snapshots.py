@@ -1,4 +1,4 @@
-"""A fit's run record: its evaluation history and embedding snapshots (used by ``RetrievalEvaluation``).
+"""A fit's run record: its evaluation history and embedding snapshots (kept by the ``RunFiles`` callback).
 
 Everything here runs on rank 0 with tensors already gathered; the file formats live in
 ``faceunlearn.runfiles``.

@@ -19,9 +19,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="lightning_logs/sweep", help="the sweep folder: <out>/<config stem>/seed<K>/ per run")
     parser.add_argument("--override", default="", help='LightningCLI arguments for every run, one quoted string, e.g. "--trainer.max_epochs 2"')
     parser.add_argument("--finetune-override", default="", help="LightningCLI arguments for training the Original model")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once, each in its own process (one GPU each, round-robin; on a CPU, cores // jobs threads each)")
+    parser.add_argument("--launcher", choices=("processes", "submitit"), default="processes",
+                        help="processes (default, this machine) or submitit: one SLURM job array task per run")
+    parser.add_argument("--slurm-partition", default=None, help="submitit: the SLURM partition")
+    parser.add_argument("--slurm-time", type=int, default=120, help="submitit: minutes per run (default 120)")
+    parser.add_argument("--slurm-gpus", type=int, default=1, help="submitit: GPUs per run (default 1)")
+    parser.add_argument("--slurm-array-parallelism", type=int, default=32, help="submitit: array tasks at once")
     args = parser.parse_args(argv)
+    from faceunlearn.experiments import launch
+
+    if args.launcher == "submitit":
+        slurm = {"timeout_min": args.slurm_time, "gpus_per_node": args.slurm_gpus, "slurm_array_parallelism": args.slurm_array_parallelism}
+        if args.slurm_partition:
+            slurm["slurm_partition"] = args.slurm_partition
+        launcher = launch.submitit_array(f"{args.out}/.submitit", **slurm)
+    else:
+        launcher = launch.processes(args.jobs)
     library.sweep(args.configs, args.seeds, args.out, args.finetune_config, shlex.split(args.override),
-                  shlex.split(args.finetune_override))
+                  shlex.split(args.finetune_override), launcher=launcher)
 
 
 if __name__ == "__main__":

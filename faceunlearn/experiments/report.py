@@ -30,6 +30,7 @@ import numpy as np
 from faceunlearn.atomic import write_csv_atomic, write_text_atomic
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.tables import TABLE_1, TABLES, Column, Table, method_sort_key
+from faceunlearn.reporting import CHANCE_PREFIX
 
 MISSING = "n/a (missing)"
 #: the retention benchmarks of Table 1 (the trade-off's retention axis: the mean mAP of those a run has)
@@ -135,9 +136,30 @@ class TableResult:
     absent: list[Column]  # optional (grouped) columns no run has: not shown, listed in a note
 
 
+#: the row of a benchmark's chance levels (what a uniformly random ranking scores)
+CHANCE = "Chance (random ranking)"
+
+
+def chance_runs(runs: list[Run]) -> list[Run]:
+    """One pseudo-run per Original run: its benchmarks' ``chance_*`` values as the metrics (a chance
+    level depends on the benchmark's composition only, which the Original shares with every method)."""
+    chance = []
+    for run in runs:
+        if run.method != "Original":
+            continue
+        metrics = {(benchmark, metric[len(CHANCE_PREFIX):]): value for (benchmark, metric), value in run.metrics.items()
+                   if metric.startswith(CHANCE_PREFIX)}
+        if metrics:
+            chance.append(Run(run.path, CHANCE, run.seed, run.scenario, run.config, 0.0, metrics))
+    return chance
+
+
 def build_tables(runs: list[Run], tables: tuple[Table, ...] = TABLES) -> list[TableResult]:
-    """Each table, once per scenario it selects that has runs (once with no rows when none has)."""
-    rows = rows_of(runs)
+    """Each table, once per scenario it selects that has runs (once with no rows when none has).
+
+    Retrieval tables start with the chance row (from the Original runs' ``chance_*`` metrics); tables
+    without a retrieval column leave it out."""
+    rows = rows_of([*chance_runs(runs), *runs])
     results = []
     for table in tables:
         scenarios = sorted({row.scenario for row in rows if table.selects(row.scenario)})
@@ -146,6 +168,7 @@ def build_tables(runs: list[Run], tables: tuple[Table, ...] = TABLES) -> list[Ta
             continue
         for scenario in scenarios:
             selected = [row for row in rows if row.scenario == scenario]
+            selected = [row for row in selected if row.method != CHANCE or any(row.cell(column).n for column in table.columns)]
             # a benchmark is present when some run has one of the table's metrics of it
             present = {c.benchmark for c in table.columns for row in selected for run in row.runs if (c.benchmark, c.metric) in run.metrics}
             groups_present = {column.group for column in table.columns if column.group and column.benchmark in present}

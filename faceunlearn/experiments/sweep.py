@@ -361,10 +361,15 @@ def _differences(stored: dict, current: dict) -> list[str]:
     return [names.get(key, key) for key in current if key in stored and stored.get(key) != current[key]]
 
 
-def execute(specs: list[RunSpec], runner=None) -> list[RunSpec]:
-    """Make every unfinished run of ``specs`` (in order) and return all of them.
+def execute(specs: list[RunSpec], runner=None, launcher=None) -> list[RunSpec]:
+    """Make every unfinished run of ``specs`` and return all of them.
 
-    ``runner`` makes one run (default ``run_one``, looked up at call time so tests can replace it).
+    ``launcher`` (``faceunlearn.experiments.launch``: each run in its own process, N at once, or a
+    submitit job array) runs them; without one, ``runner`` runs them here one after another (default
+    ``run_one``, looked up at call time so tests can replace it). Either way a run's folder is new and
+    empty when it starts, its ``done.json`` is written only after it succeeded, and the first failure
+    stops the sweep: nothing new starts, runs already going end and are kept, the error is raised
+    (the failed run's folder is moved aside and redone by the next sweep).
     """
     todo = []
     for spec in specs:
@@ -376,29 +381,51 @@ def execute(specs: list[RunSpec], runner=None) -> list[RunSpec]:
         else:
             todo.append(spec)
     print(f"[sweep] {len(specs)} runs: {len(specs) - len(todo)} finished, {len(todo)} to run")
-    start, durations = time.perf_counter(), []
     for index, spec in enumerate(todo, start=1):
         if spec.run_dir.exists():
             moved = layout.move_aside(spec.run_dir)
             print(f"[sweep] {spec.name}: unfinished folder from an earlier sweep moved aside to {moved}; redoing the run")
         spec.run_dir.mkdir(parents=True)
-        what = {"original": "evaluating the Original", "reevaluate": f"evaluating {spec.ckpt_path} again"}.get(
-            spec.kind, f"unlearning with {spec.config}")
-        print(f"[sweep] run {index}/{len(todo)}: {spec.name} ({what}, forget set {spec.seed})", flush=True)
-        run_start = time.perf_counter()
-        try:
-            result = (runner or run_one)(spec)
-        except BaseException:
+    start, durations = time.perf_counter(), []
+
+    def in_this_process(batch):
+        for index, spec in enumerate(batch, start=1):
+            _announce(index, len(batch), spec)
+            run_start = time.perf_counter()
+            try:
+                outcome = (runner or run_one)(spec)
+            except BaseException as error:  # noqa: BLE001 - re-raised below, after the message
+                outcome = error
+            yield spec, outcome, time.perf_counter() - run_start
+            if isinstance(outcome, BaseException):
+                return  # here, the first failure stops the sweep
+
+    failure, reported = None, set()
+    for spec, result, seconds in (launcher or in_this_process)(todo):
+        reported.add(spec.name)
+        if isinstance(result, BaseException):
             print(f"[sweep] run {spec.name} failed; the next sweep moves its folder aside and redoes it", flush=True)
-            raise
-        seconds = time.perf_counter() - run_start
+            failure = failure or result
+            continue
         finish(spec, result, seconds)
         durations.append(seconds)
+        index = len(durations)
         left = len(todo) - index
-        eta = sum(durations) / len(durations) * left
+        eta = (time.perf_counter() - start) / index * left  # wall clock: right with N runs at once too
         print(f"[sweep] run {index}/{len(todo)} done ({spec.name}, {format_seconds(seconds)}), {left} left, "
               f"elapsed {format_seconds(time.perf_counter() - start)}, ETA {format_seconds(eta)}", flush=True)
+    for spec in todo:  # runs a failure kept from starting leave no folder behind
+        if spec.name not in reported and spec.run_dir.is_dir() and not any(spec.run_dir.iterdir()):
+            spec.run_dir.rmdir()
+    if failure is not None:
+        raise failure
     return specs
+
+
+def _announce(index: int, total: int, spec: RunSpec) -> None:
+    what = {"original": "evaluating the Original", "reevaluate": f"evaluating {spec.ckpt_path} again"}.get(
+        spec.kind, f"unlearning with {spec.config}")
+    print(f"[sweep] run {index}/{total}: {spec.name} ({what}, forget set {spec.seed})", flush=True)
 
 
 def finish(spec: RunSpec, result: RunResult, seconds: float) -> None:
@@ -420,8 +447,11 @@ def finish(spec: RunSpec, result: RunResult, seconds: float) -> None:
 
 
 def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str | None = None,
-          overrides: list[str] = (), finetune_overrides: list[str] = ()) -> list[RunSpec]:
-    """Plan and make the sweep; returns every run (finished before or now) in order."""
+          overrides: list[str] = (), finetune_overrides: list[str] = (), launcher=None) -> list[RunSpec]:
+    """Plan and make the sweep; returns every run (finished before or now) in order.
+
+    ``launcher``: where the runs execute (``faceunlearn.experiments.launch``; the command passes one
+    process per run); None runs them in this process."""
     overrides, finetune_overrides = list(overrides), list(finetune_overrides)
     if finetune_config is not None and finetune_config.lower() in NONE_WORDS:
         finetune_config = None
@@ -441,6 +471,6 @@ def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str |
         if finetune_config:
             originals[scenario] = str(ensure_original(finetune_config, finetune_overrides))
         specs = plan_runs(infos, list(seeds), out_dir, overrides, originals)
-        execute(specs)
+        execute(specs, launcher=launcher)
     print(f"[sweep] all {len(specs)} runs finished in {out_dir}; tables: faceunlearn report {out_dir}")
     return specs

@@ -236,7 +236,8 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
 
     def run_trial(trial) -> float:
         values = {p.key: p.suggest(trial) for p in params}
-        trial_overrides = overrides + [item for key, value in values.items() for item in (f"--{key}", str(value))]
+        # no embedding snapshots or t-SNE figures: model selection needs the numbers only
+        trial_overrides = ["--run_files.snapshots", "[]", *overrides] + [item for key, value in values.items() for item in (f"--{key}", str(value))]
         trial_dir = out_dir / f"trial_{trial.number:03d}"
         infos = method_configs([config], trial_overrides, None)
         specs = [spec for spec in plan_runs(infos, seeds, trial_dir, trial_overrides) if spec.kind == "method"]

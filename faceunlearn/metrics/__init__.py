@@ -3,11 +3,13 @@
 - ``retrieval``: exact full-ranking mAP and CMC R@k by chunked rank counting (base and
   distractor-extended galleries in one pass);
 - ``neighbours``: FAISS top-k neighbour lists and search-based R@k;
+- ``chance``: the exact mAP and R@k of a random ranking of a benchmark's composition;
 - ``compactness``: Cluster Compactness (paper Eq. 10), closed form;
 - ``benchmarks``: benchmarks as configuration (queries, gallery, distractors, clusters) → all metrics;
 - ``centroids``: nearest-centroid accuracy (normalised-mean centroids, CosFace-head centroids).
 """
 from .centroids import centroid_accuracy, head_accuracy
+from .chance import chance_retrieval
 from .compactness import cluster_compactness
 from .retrieval import retrieval_metrics, retrieval_metrics_extended
 from .benchmarks import Benchmark, evaluate_benchmarks
@@ -27,6 +29,7 @@ __all__ = [
     "retrieval_metrics",
     "retrieval_metrics_extended",
     "cluster_compactness",
+    "chance_retrieval",
     "centroid_accuracy",
     "head_accuracy",
     "nearest_neighbours",

@@ -7,6 +7,8 @@ A benchmark names DataModule subsets (SPEC §5)::
 - ``queries`` + ``gallery``: retrieval mAP and R@k, logged as ``forget/mAP`` ... (the *base* variant);
 - ``distractors`` (optional): the *extended* variant, gallery ∪ distractors, logged as
   ``forget_extended/mAP`` ...; both variants come from one pass over the gallery;
+- beside each retrieval variant its chance level, the exact mAP and R@k a random ranking of that
+  composition gets in expectation (``forget/chance_mAP``, ``forget/chance_R@1`` ...; ``chance.py``);
 - ``clusters``: Cluster Compactness ``CS`` and centroid accuracies of that subset — ``acc`` with the
   CosFace head's class weights as centroids (the paper's centroid accuracy), ``acc_mean`` with
   leave-one-out normalised-mean centroids.
@@ -22,7 +24,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from faceunlearn.reporting import CHANCE_PREFIX
+
 from .centroids import centroid_accuracy, head_accuracy
+from .chance import chance_retrieval
 from .compactness import cluster_compactness
 from .retrieval import retrieval_metrics, retrieval_metrics_extended
 
@@ -110,8 +115,14 @@ def evaluate_benchmarks(
             else:
                 base = retrieval_metrics(query, query_labels, gallery, gallery_labels, query_ids, gallery_ids, ks=ks)
             metrics.update({f"{name}/{key}": value for key, value in base.items()})
+            # what a random ranking of this very composition scores (exact expectation), beside every number
+            chance = chance_retrieval(query_labels, gallery_labels, query_ids, gallery_ids, ks=ks)
+            metrics.update({f"{name}/{CHANCE_PREFIX}{key}": value for key, value in chance.items()})
             if extended is not None:
                 metrics.update({f"{name}{EXTENDED_SUFFIX}/{key}": value for key, value in extended.items()})
+                chance = chance_retrieval(query_labels, gallery_labels, query_ids, gallery_ids, ks=ks,
+                                          num_distractors=len(distractors))
+                metrics.update({f"{name}{EXTENDED_SUFFIX}/{CHANCE_PREFIX}{key}": value for key, value in chance.items()})
         if benchmark.clusters:
             embeddings, labels, _ = table.take(benchmark.clusters)
             metrics[f"{name}/CS"] = cluster_compactness(embeddings, labels)
