@@ -106,8 +106,23 @@ def test_the_sweep_command_parses_launchers(monkeypatch, tmp_path):
     from faceunlearn.commands import sweep as command
 
     seen = {}
-    monkeypatch.setattr(sweep, "sweep", lambda *args, launcher=None: seen.setdefault("launcher", launcher))
+    monkeypatch.setattr(sweep, "sweep", lambda *args, launcher=None, retrain=False: seen.setdefault("launcher", launcher))
     command.main(["--configs", DISP, "--seeds", "0", "--out", str(tmp_path), "--jobs", "3"])
     assert seen.pop("launcher").__qualname__.startswith("processes")
     command.main(["--configs", DISP, "--seeds", "0", "--out", str(tmp_path), "--launcher", "submitit", "--slurm-partition", "gpu"])
     assert seen.pop("launcher").__qualname__.startswith("submitit_array")
+
+
+def test_a_real_run_in_its_own_process_returns_its_result_by_file(tmp_path, random_packed):
+    """The subprocess path itself (python -m faceunlearn.experiments.launch): the Original's evaluation
+    of a tiny random-init model, its RunResult back through the run folder, the hand-over files removed."""
+    run_dir = tmp_path / "original/seed0"
+    run_dir.mkdir(parents=True)
+    args = sweep.run_args(DISP, 0, run_dir, ["--data.root", str(random_packed.root), "--data.synthetic", "null",
+                                             "--data.eval_retain_identities", "4", "--data.num_forget_identities", "8",
+                                             "--trainer.enable_progress_bar", "false"], "null")
+    spec = sweep.RunSpec("original", DISP, "original", 0, "synthetic", run_dir, args, None)
+    result = launch.run_in_subprocess(spec, {"OMP_NUM_THREADS": "1"})
+    assert result.method == "Original" and result.info["global_step"] == 0 and len(result.info["forget_identities"]) == 8
+    assert 0 <= result.metrics["forget/mAP"] <= 1 and "forget/chance_mAP" in result.metrics
+    assert not (run_dir / launch.SPEC_FILE).exists() and not (run_dir / launch.RESULT_FILE).exists()

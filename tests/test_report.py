@@ -178,3 +178,24 @@ def test_retrieval_tables_start_with_the_chance_row(tmp_path, capsys):
     table2 = markdown.split("### Table 2")[1].split("###")[0]
     assert "Chance" not in table2  # no retrieval column: no chance row
     assert {row["method"] for row in table if row["table"] == "table1"} == {"Chance (random ranking)", "Original", "Dispersion"}
+
+
+def test_gap_to_retrain_per_forget_set(tmp_path, capsys):
+    root = tmp_path / "sweep"
+    retrain = {0: {"forget/mAP": 0.20, "forget/R@1": 0.30, "retain/mAP": 0.80, "forget/CS": 0.1},
+               1: {"forget/mAP": 0.22, "forget/R@1": 0.26, "retain/mAP": 0.78, "forget/CS": 0.1}}
+    disp = {0: {"forget/mAP": 0.30, "forget/R@1": 0.50, "retain/mAP": 0.74, "forget/CS": 0.9},
+            1: {"forget/mAP": 0.22, "forget/R@1": 0.36, "retain/mAP": 0.78, "forget/CS": 0.9}}
+    for seed in (0, 1):
+        make_run(root, "retrain", seed, "Retrain", retrain[seed], seconds=100.0)
+        make_run(root, "demo_disp", seed, "Dispersion", disp[seed], seconds=25.0)
+    make_run(root, "demo_ga", 0, "GradientAscent", {"forget/mAP": 0.5}, seconds=10.0)  # seed 1 has no run
+    _, markdown, table, _ = _report(root, capsys)
+    # Dispersion: seed 0 mean(10, 20, 6) = 12, seed 1 mean(0, 10, 0) = 3.33 (CS is not a % metric: left out)
+    gaps = [np.mean([10, 20, 6]), np.mean([0, 10, 0])]
+    assert f"| Dispersion | 2 | {np.mean(gaps):.2f} ± {np.std(gaps, ddof=1):.2f} | 0.25× |" in markdown
+    assert "| GradientAscent | 1 | 30.00 | 0.10× |" in markdown
+    row = next(r for r in table if r["table"] == "gap_to_retrain" and r["method"] == "Dispersion" and r["metric"] == "avg_gap")
+    assert float(row["mean"]) == pytest.approx(np.mean(gaps))
+    table1 = markdown.split("### Table 1")[1].split("###")[0]
+    assert [line.split(" | ")[0][2:] for line in table1.splitlines() if line.startswith("| ") and not line.startswith("| method")][:1] == ["Retrain"]

@@ -144,6 +144,29 @@ def test_finetune_configs_are_left_out_and_the_original_comes_from_the_finetune_
     assert "not a method run" in capsys.readouterr().out
 
 
+def test_retrain_runs_once_per_seed_with_the_finetune_recipe_and_the_methods_benchmarks(fake, monkeypatch, tmp_path):
+    runner, override, out = fake
+    checkpoint = tmp_path / "ft/last.ckpt"
+    monkeypatch.setattr(sweep, "ensure_original", lambda config, overrides: checkpoint)
+    with pytest.raises(SystemExit, match="--retrain needs --finetune-config"):
+        sweep.sweep([DISP], [0], str(out), overrides=override, retrain=True)
+    sweep.sweep([DISP], [0, 1], str(out), finetune_config=FINETUNE, finetune_overrides=["--trainer.max_epochs", "1"], retrain=True)
+    assert [spec.name for spec in runner.calls] == ["original/seed0", "retrain/seed0", "demo_disp/seed0",
+                                                    "original/seed1", "retrain/seed1", "demo_disp/seed1"]
+    for spec in (spec for spec in runner.calls if spec.kind == "retrain"):
+        train = spec.train_args
+        assert train[:2] == ["--config", FINETUNE] and "--trainer.max_epochs" in train  # the Original's recipe ...
+        assert _arg_of(train, "--model.class_path") == "faceunlearn.methods.Retrain"  # ... without the forget set
+        assert _arg_of(train, "--data.seed") == str(spec.seed) == _arg(spec, "--data.seed")
+        assert _arg_of(train, "--checkpoint.dirpath") == str(spec.run_dir / "checkpoints")  # inside its run folder
+        assert spec.args[:2] == ["--config", DISP]  # evaluated with the method configs' benchmarks
+        assert _arg(spec, "--model.init_args.init_weights") == str(spec.run_dir / "checkpoints/last.ckpt")
+
+
+def _arg_of(args, name):
+    return args[len(args) - 1 - args[::-1].index(name) + 1]
+
+
 def test_missing_original_and_other_sweeps_are_refused(fake, tmp_path):
     runner, override, out = fake
     with pytest.raises(SystemExit, match="--finetune-config"):
@@ -157,36 +180,42 @@ def test_missing_original_and_other_sweeps_are_refused(fake, tmp_path):
 
 # ---------------------------------------------------------------------------------------- real runs
 def test_tiny_real_sweep(tmp_path, random_packed, capsys):
-    """1 method × 2 forget sets on tiny noise data, each run in its own process, then a second
-    invocation that skips everything."""
+    """1 method × 2 forget sets (+ Retrain) on tiny noise data, then a second invocation that skips everything."""
     data = ["--data.root", str(random_packed.root), "--data.synthetic", "null", "--data.eval_retain_identities", "4",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-    finetune = [*data, "--trainer.max_epochs", "1", "--checkpoint.dirpath", str(tmp_path / "original"),
+    # the finetune recipe draws the methods' forget sets (8 identities) so that Retrain leaves out the same people
+    finetune = [*data, "--data.num_forget_identities", "8", "--trainer.max_epochs", "1", "--checkpoint.dirpath", str(tmp_path / "original"),
                 "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
     method = [*data, "--data.num_forget_identities", "8", "--data.batch_size", "16",
               "--data.batches_per_epoch", "2", "--trainer.max_epochs", "1"]
     out = tmp_path / "sweep"
-    # each run in its own process, two at once (the command's default launcher, with --jobs 2)
-    specs = sweep.sweep([DISP], [0, 1], str(out), FINETUNE, method, finetune, launcher=launch.processes(2))
-    assert [spec.name for spec in specs] == ["original/seed0", "demo_disp/seed0", "original/seed1", "demo_disp/seed1"]
+    specs = sweep.sweep([DISP], [0, 1], str(out), FINETUNE, method, finetune, retrain=True)
+    assert [spec.name for spec in specs] == ["original/seed0", "retrain/seed0", "demo_disp/seed0",
+                                             "original/seed1", "retrain/seed1", "demo_disp/seed1"]
     done = {spec.name: layout.read_done(spec.run_dir) for spec in specs}
     assert done["demo_disp/seed0"]["method"] == "Dispersion" and done["demo_disp/seed0"]["global_step"] == 2
     forget_sets = [done[f"demo_disp/seed{k}"]["forget_identities"] for k in (0, 1)]
     assert len(forget_sets[0]) == 8 and forget_sets[0] != forget_sets[1]  # each seed its own forget set
     assert done["original/seed0"]["forget_identities"] == forget_sets[0]
     assert done["original/seed0"]["global_step"] == 0 and done["original/seed0"]["evaluations"] == 1
+    # Retrain: trained without forget set K in its own folder, then evaluated on forget set K
+    for k in (0, 1):
+        assert done[f"retrain/seed{k}"]["method"] == "Retrain" and done[f"retrain/seed{k}"]["train_seconds"] > 0
+        assert done[f"retrain/seed{k}"]["forget_identities"] == forget_sets[k]
+        assert (out / f"retrain/seed{k}/checkpoints/last.ckpt").is_file()
     assert done["demo_disp/seed0"]["evaluations"] == 2  # step 0 (the Original) and the end
     runs = {(run.method, run.seed): run.metrics for run in collect(out)}
     assert runs["Original", 0]["forget", "mAP"] != runs["Original", 1]["forget", "mAP"]
     assert ("retain_extended", "mAP") in runs["Dispersion", 1]  # every metric is kept
+    assert runs["Retrain", 0]["forget", "mAP"] != runs["Original", 0]["forget", "mAP"]  # another model, same benchmark
     for spec in specs:
         assert list(spec.run_dir.glob("events.out.tfevents.*")), spec.run_dir  # TensorBoard writes into the run dir
         assert (spec.run_dir / "config.yaml").is_file()
     assert (out / "demo_disp/seed0/checkpoints/last.ckpt").is_file()
     capsys.readouterr()
-    sweep.sweep([DISP], [0, 1], str(out), FINETUNE, method, finetune)
+    sweep.sweep([DISP], [0, 1], str(out), FINETUNE, method, finetune, retrain=True)
     printed = capsys.readouterr().out
-    assert "4 finished, 0 to run" in printed and "run 1/" not in printed
+    assert "6 finished, 0 to run" in printed and "run 1/" not in printed
 
 
 def test_an_unfinished_original_is_resumed_and_a_finished_one_reused(tmp_path, monkeypatch):

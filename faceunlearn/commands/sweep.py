@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="lightning_logs/sweep", help="the sweep folder: <out>/<config stem>/seed<K>/ per run")
     parser.add_argument("--override", default="", help='LightningCLI arguments for every run, one quoted string, e.g. "--trainer.max_epochs 2"')
     parser.add_argument("--finetune-override", default="", help="LightningCLI arguments for training the Original model")
+    parser.add_argument("--retrain", action="store_true",
+                        help="also train and evaluate the Retrain reference per forget set (the finetune config's recipe without D_f)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at once, each in its own process (one GPU each, round-robin; on a CPU, cores // jobs threads each)")
     parser.add_argument("--launcher", choices=("processes", "submitit"), default="processes",
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         launcher = launch.processes(args.jobs)
     library.sweep(args.configs, args.seeds, args.out, args.finetune_config, shlex.split(args.override),
-                  shlex.split(args.finetune_override), launcher=launcher)
+                  shlex.split(args.finetune_override), launcher=launcher, retrain=args.retrain)
 
 
 if __name__ == "__main__":

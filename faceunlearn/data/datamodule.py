@@ -28,7 +28,7 @@ from faceunlearn.paths import expand_path
 #: row sets that feed training only; every other named set is an evaluation subset
 TRAINING_ONLY = ("train", "retain")
 #: the training streams ``FaceDataModule.stream`` serves
-STREAMS = ("forget", "forget_views", "retain", "train")
+STREAMS = ("forget", "forget_views", "retain", "train", "retrain")
 #: datasets with a reader of their own in ``faceunlearn prepare`` (faceunlearn.prepare.datasets.READERS, but
 #: "folder"; not imported here: the readers pull in image libraries); others are prepared with ``prepare folder``
 PREPARE_READERS = ("celeba", "vggface2", "cfp", "ijbb")
@@ -94,6 +94,8 @@ class FaceDataModule(L.LightningDataModule):
     Training streams (a method lists the ones it uses in ``train_streams``):
 
     - ``train``: every training-split image, shuffled (fine-tuning the Original model);
+    - ``retrain``: the same without any image of the forget identities (the Retrain reference), batches of
+      ``train_batch_size``;
     - ``forget``: D_f^train in identity-balanced P×K batches, ``batch_size`` = P·K (SPEC §2);
     - ``forget_views``: the same batches with ``views`` [B, 2, 3, H, W], two augmented views per image
       (``view_transforms``), for view dispersion;
@@ -354,6 +356,9 @@ class FaceDataModule(L.LightningDataModule):
             return self._loader(rows, sampler)
         if name == "train":
             rows = self.rows["train"]
+            return self._loader(rows, ShuffledBatchSampler(len(rows), hp.train_batch_size, hp.seed + 2, mirror=True))
+        if name == "retrain":
+            rows = self.rows["retain"]
             return self._loader(rows, ShuffledBatchSampler(len(rows), hp.train_batch_size, hp.seed + 2, mirror=True))
         raise KeyError(f"unknown training stream {name!r}; known: {', '.join(STREAMS)}")
 

@@ -67,6 +67,14 @@ def original_stem(scenario: str) -> str:
     return ORIGINAL if scenario in MAIN_SCENARIOS else f"{ORIGINAL}_{scenario}"
 
 
+#: the Retrain reference's runs (``sweep --retrain``): ``retrain/seed<K>`` (``retrain_<scenario>`` outside the main protocol)
+RETRAIN = "retrain"
+
+
+def retrain_stem(scenario: str) -> str:
+    return RETRAIN if scenario in MAIN_SCENARIOS else f"{RETRAIN}_{scenario}"
+
+
 def run_dir(out: str | os.PathLike, stem: str, seed: int) -> Path:
     return Path(out) / stem / f"seed{seed}"
 

@@ -297,6 +297,52 @@ def time_table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+#: the metrics "Avg. Gap" averages (all in %, as SalUn's), over every benchmark of the paper's tables
+GAP_METRICS = ("mAP", "R@1", "acc")
+RETRAIN = "Retrain"
+
+
+def gap_rows(runs: list[Run], tables: tuple[Table, ...] = TABLES) -> list[dict]:
+    """Per method row: the gap to Retrain on the same forget set, mean |Δ| over the tables' mAP, R@1
+    and acc columns both runs have (in points), then mean ± std over the forget sets; and its mean
+    run time relative to Retrain's (training + evaluation)."""
+    columns = {(column.benchmark, column.metric) for table in tables for column in table.columns if column.metric in GAP_METRICS}
+    retrain = {(run.scenario, run.seed): run for run in runs if run.method == RETRAIN}
+    out = []
+    for row in rows_of(runs):
+        if row.method in (RETRAIN, CHANCE):
+            continue
+        gaps, ratios = [], []
+        for run in row.runs:
+            reference = retrain.get((run.scenario, run.seed))
+            if reference is None:
+                continue
+            shared = sorted(key for key in columns if key in run.metrics and key in reference.metrics)
+            if shared:
+                gaps.append(float(np.mean([100 * abs(run.metrics[key] - reference.metrics[key]) for key in shared])))
+            if reference.seconds > 0 and row.method != "Original":
+                ratios.append(run.seconds / reference.seconds)
+        if gaps:
+            out.append({"label": row.label, "scenario": row.scenario, "gap": Cell(gaps), "time": Cell(ratios)})
+    return out
+
+
+def gap_table(runs: list[Run]) -> str:
+    rows = gap_rows(runs)
+    if not rows:
+        return ""
+    lines = ["| method | forget sets | Avg. Gap to Retrain (points) | time / Retrain's |", "|---|---:|---:|---:|"]
+    for row in rows:
+        gap, time = row["gap"], row["time"]
+        spread = f" ± {gap.std:.2f}" if gap.std is not None else ""
+        ratio = f"{time.mean:.2f}×" if time.n else "—"
+        lines.append(f"| {row['label']} | {gap.n} | {gap.mean:.2f}{spread} | {ratio} |")
+    return ("### Gap to Retrain\n\nPer forget set, the mean |method − Retrain| over every mAP, R@1 and acc column of "
+            "Tables 1–3 both runs have (in points; SalUn's \"Avg. Gap\"), then mean ± std over forget sets; lower is "
+            "closer to the model that never trained on the forget set. Time: a run's wall time (training + "
+            "evaluations) over Retrain's.\n\n" + "\n".join(lines))
+
+
 # ---------------------------------------------------------------------------------- writing
 def tradeoff_section(runs: list[Run], studies: list, out: Path) -> str:
     """The trade-off figure (PNG + TensorBoard) and the validation front table (``faceunlearn.experiments.tradeoff``)."""
@@ -336,9 +382,14 @@ def write_report(runs: list[Run], out: str | Path, run_dir: str, tables: tuple[T
         "have the value). mAP, R@1 and acc in %, CS as a cosine.",
         markdown_tables(results, run_dir),
         "### Run time\n\n" + time_table(runs) if runs else "",
+        gap_table(runs),
         tradeoff_section(runs, list(studies), out),
     ]).rstrip() + "\n"
     write_text_atomic(out / "report.md", markdown)
     write_text_atomic(out / "report.tex", latex_tables(results, run_dir))
-    write_csv_atomic(out / "report.csv", csv_rows(results), REPORT_CSV_COLUMNS)
+    gaps = [{"method": row["label"], "table": "gap_to_retrain", "benchmark": "all", "metric": name,
+             "mean": "" if cell.mean is None else repr(cell.mean), "std": "" if cell.std is None else repr(cell.std),
+             "n": cell.n, "scenario": row["scenario"]}
+            for row in gap_rows(runs) for name, cell in (("avg_gap", row["gap"]), ("time_ratio", row["time"])) if cell.n]
+    write_csv_atomic(out / "report.csv", csv_rows(results) + gaps, REPORT_CSV_COLUMNS)
     return markdown

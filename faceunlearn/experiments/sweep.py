@@ -28,6 +28,12 @@
 
 ``--override`` applies to every method run and to the Original's evaluations (e.g. a data path);
 the sweep's own arguments (seed, start weights, output folders) come after it and win.
+
+* **Retrain** (``--retrain``, needs ``--finetune-config``): per seed and scenario, a ``retrain/seed<K>``
+  run trains the finetune config's recipe without forget set K (``faceunlearn.methods.Retrain``, its
+  checkpoints in the run folder) and then evaluates it like the Original, with the first method
+  config's benchmarks; its ``done.json`` keeps the training time (``train_seconds``). ``report``
+  shows it as the Retrain row and every method's gap to it.
 """
 
 from __future__ import annotations
@@ -132,7 +138,7 @@ def config_sha256(path: str | os.PathLike) -> str | None:
 class RunSpec:
     """One run of the sweep: a method run (``fit``), the Original's evaluation or a re-evaluation (``validate``)."""
 
-    kind: str  # "method" | "original" | "reevaluate"
+    kind: str  # "method" | "original" | "retrain" | "reevaluate"
     config: str
     stem: str
     seed: int
@@ -143,6 +149,8 @@ class RunSpec:
     settings: dict = field(default_factory=dict)
     #: kind "reevaluate": the finished run's checkpoint, evaluated (``validate``) with the current benchmarks
     ckpt_path: str | None = None
+    #: kind "retrain": the ``fit`` arguments that train the Retrain model (``args`` then evaluate it)
+    train_args: list[str] | None = None
 
     @property
     def name(self) -> str:
@@ -170,17 +178,36 @@ def run_args(config: str, seed: int, run_dir: Path, overrides: list[str], init_w
 
 
 def run_one(spec: RunSpec) -> RunResult:
-    """Make one run in this process: ``fit`` a method, or ``validate`` the Original. Tests replace this."""
+    """Make one run in this process: ``fit`` a method, or ``validate`` the Original (Retrain: train it
+    first). Tests replace this."""
     import torch
 
     from faceunlearn.callbacks import RetrievalEvaluation
     from faceunlearn.cli import cli_main
 
+    train_seconds, left_out = None, None
+    if spec.kind == "retrain":
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=ARGS_WARNING)
+            retrain = cli_main(spec.train_args, run=False)
+        retrain.trainer.fit(retrain.model, retrain.datamodule)
+        train_seconds = time.perf_counter() - start
+        left_out = sorted(int(i) for i in retrain.datamodule.forget_identity_ids)
+        del retrain
+        gc.collect()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=ARGS_WARNING)
         cli = cli_main(spec.args, run=False)  # seeds everything with --seed_everything K
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
-    if spec.kind == "original":
+    if left_out is not None:
+        data.setup("validate")
+        evaluated = sorted(int(i) for i in data.forget_identity_ids)
+        if evaluated != left_out:
+            raise SystemExit(f"{spec.name}: Retrain left out identities {left_out} but {spec.config} evaluates forget set "
+                             f"{evaluated}: the finetune config and the method configs must draw the same forget set "
+                             "(data.num_forget_identities / forget_identities)")
+    if spec.kind in ("original", "retrain"):
         trainer.validate(model, data)
     elif spec.kind == "reevaluate":
         trainer.validate(model, data, ckpt_path=spec.ckpt_path, weights_only=True)
@@ -193,12 +220,13 @@ def run_one(spec: RunSpec) -> RunResult:
     if not history:
         raise RuntimeError(f"{spec.name}: no evaluation happened (rank 0 got no embeddings?)")
     result = RunResult(
-        method="Original" if spec.kind == "original" else type(model).__name__,
+        method={"original": "Original", "retrain": "Retrain"}.get(spec.kind, type(model).__name__),
         metrics=dict(history[-1][1]),
         info={
             "global_step": int(trainer.global_step),
             "evaluations": len(history),
             "forget_identities": [int(i) for i in getattr(data, "forget_identity_ids", [])],
+            **({"train_seconds": round(train_seconds, 3)} if train_seconds is not None else {}),
         },
     )
     del cli, trainer, model, data
@@ -247,11 +275,12 @@ def _checkpoint_epoch(path: Path) -> int | None:
 
 # ---------------------------------------------------------------------------------- planning
 def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides: list[str],
-              originals: dict[str, str] | None = None) -> list[RunSpec]:
-    """Seed-major: for each seed, each scenario's Original evaluation, then every method config.
+              originals: dict[str, str] | None = None, retrain: tuple[str, list[str]] | None = None) -> list[RunSpec]:
+    """Seed-major: for each seed, each scenario's Original evaluation (and Retrain run), then every method config.
 
     ``originals`` maps a scenario to the Original checkpoint its method runs are forced to start
     from (the finetune config's); a scenario not in it starts from its configs' own init_weights.
+    ``retrain`` = (finetune config, its overrides): a Retrain run per seed for the scenarios in ``originals``.
     """
     originals = originals or {}
     by_scenario: dict[str, list[ConfigInfo]] = {}
@@ -273,6 +302,8 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
             specs.append(RunSpec("original", first.path, stem, seed, scenario, directory,
                                  run_args(first.path, seed, directory, overrides, weights),
                                  weights, settings(first.path, weights)))
+            if retrain is not None and scenario in originals:
+                specs.append(retrain_spec(retrain, first.path, scenario, seed, out, overrides, settings(first.path, weights)))
         for info in configs:
             weights = start_weights[info.scenario]
             directory = layout.run_dir(out, info.stem, seed)
@@ -281,6 +312,27 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
                                  run_args(info.path, seed, directory, overrides, forced),
                                  weights, settings(info.path, weights)))
     return specs
+
+
+def retrain_spec(retrain: tuple[str, list[str]], eval_config: str, scenario: str, seed: int, out: Path,
+                 overrides: list[str], settings: dict) -> RunSpec:
+    """Retrain on forget set ``seed``: fit the finetune recipe with ``Retrain`` into the run folder, then
+    evaluate its last.ckpt with ``eval_config`` (the Original's evaluation, other start weights)."""
+    from faceunlearn.commands.retrain import RETRAIN_CLASS
+
+    finetune_config, finetune_overrides = retrain
+    directory = layout.run_dir(out, layout.retrain_stem(scenario), seed)
+    checkpoint = directory / layout.CHECKPOINTS / "last.ckpt"
+    train_args = ["--config", finetune_config, *finetune_overrides, "--model.class_path", RETRAIN_CLASS,
+                  "--seed_everything", str(seed), "--data.seed", str(seed),
+                  "--trainer.logger.init_args.save_dir", str(directory / "retrain_fit"),
+                  "--trainer.logger.init_args.name", "", "--trainer.logger.init_args.version", "",
+                  "--checkpoint.dirpath", str(directory / layout.CHECKPOINTS)]
+    settings = {**settings, "retrain_config": finetune_config, "retrain_config_sha256": config_sha256(finetune_config),
+                "retrain_overrides": list(finetune_overrides)}
+    return RunSpec("retrain", eval_config, layout.retrain_stem(scenario), seed, scenario, directory,
+                   run_args(eval_config, seed, directory, overrides, str(checkpoint)), str(checkpoint), settings,
+                   train_args=train_args)
 
 
 def own_original(scenario: str, infos: list[ConfigInfo]) -> str:
@@ -332,8 +384,9 @@ def method_configs(configs: list[str], overrides: list[str], finetune_config: st
             print(f"[sweep] {config}: a FineTune config trains an Original model, not an unlearning method; left out "
                   "(pass it as --finetune-config to train the Original with it)")
             continue
-        if info.stem == layout.ORIGINAL or info.stem.startswith(layout.ORIGINAL + "_"):
-            raise SystemExit(f"{config}: config names {layout.ORIGINAL!r} and {layout.ORIGINAL + '_*'!r} are reserved for the Original's runs")
+        for reserved in (layout.ORIGINAL, layout.RETRAIN):
+            if info.stem == reserved or info.stem.startswith(reserved + "_"):
+                raise SystemExit(f"{config}: config names {reserved!r} and {reserved + '_*'!r} are reserved for the sweep's own runs")
         if info.stem in seen:
             raise SystemExit(f"{config} and {seen[info.stem]} have the same name {info.stem!r}: run folders are named by config")
         seen[info.stem] = config
@@ -423,7 +476,8 @@ def execute(specs: list[RunSpec], runner=None, launcher=None) -> list[RunSpec]:
 
 
 def _announce(index: int, total: int, spec: RunSpec) -> None:
-    what = {"original": "evaluating the Original", "reevaluate": f"evaluating {spec.ckpt_path} again"}.get(
+    what = {"original": "evaluating the Original", "retrain": "training Retrain without the forget set, then evaluating it",
+            "reevaluate": f"evaluating {spec.ckpt_path} again"}.get(
         spec.kind, f"unlearning with {spec.config}")
     print(f"[sweep] run {index}/{total}: {spec.name} ({what}, forget set {spec.seed})", flush=True)
 
@@ -447,11 +501,12 @@ def finish(spec: RunSpec, result: RunResult, seconds: float) -> None:
 
 
 def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str | None = None,
-          overrides: list[str] = (), finetune_overrides: list[str] = (), launcher=None) -> list[RunSpec]:
+          overrides: list[str] = (), finetune_overrides: list[str] = (), launcher=None, retrain: bool = False) -> list[RunSpec]:
     """Plan and make the sweep; returns every run (finished before or now) in order.
 
     ``launcher``: where the runs execute (``faceunlearn.experiments.launch``; the command passes one
-    process per run); None runs them in this process."""
+    process per run); None runs them in this process. ``retrain``: a Retrain run per seed (needs
+    ``finetune_config``: Retrain is its recipe without the forget set)."""
     overrides, finetune_overrides = list(overrides), list(finetune_overrides)
     if finetune_config is not None and finetune_config.lower() in NONE_WORDS:
         finetune_config = None
@@ -459,6 +514,8 @@ def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str |
         raise SystemExit(f"finetune config {finetune_config!r} not found (run from the repository root)")
     if len(set(seeds)) != len(seeds):
         raise SystemExit(f"--seeds has repeats: {seeds}")
+    if retrain and not finetune_config:
+        raise SystemExit("--retrain needs --finetune-config: Retrain is the Original's recipe without the forget set")
     infos = method_configs(configs, overrides, finetune_config)
     originals = {}
     if finetune_config:
@@ -470,7 +527,8 @@ def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str |
     with layout.SweepLock(out_dir):
         if finetune_config:
             originals[scenario] = str(ensure_original(finetune_config, finetune_overrides))
-        specs = plan_runs(infos, list(seeds), out_dir, overrides, originals)
+        specs = plan_runs(infos, list(seeds), out_dir, overrides, originals,
+                          (finetune_config, finetune_overrides) if retrain else None)
         execute(specs, launcher=launcher)
     print(f"[sweep] all {len(specs)} runs finished in {out_dir}; tables: faceunlearn report {out_dir}")
     return specs

@@ -4,12 +4,14 @@
   distractor-extended galleries in one pass);
 - ``neighbours``: FAISS top-k neighbour lists and search-based R@k;
 - ``chance``: the exact mAP and R@k of a random ranking of a benchmark's composition;
+- ``verification``: 1:1 TAR at FAR (exact, chunked radix selection);
 - ``compactness``: Cluster Compactness (paper Eq. 10), closed form;
 - ``benchmarks``: benchmarks as configuration (queries, gallery, distractors, clusters) → all metrics;
 - ``centroids``: nearest-centroid accuracy (normalised-mean centroids, CosFace-head centroids).
 """
 from .centroids import centroid_accuracy, head_accuracy
 from .chance import chance_retrieval
+from .verification import tar_at_far
 from .compactness import cluster_compactness
 from .retrieval import retrieval_metrics, retrieval_metrics_extended
 from .benchmarks import Benchmark, evaluate_benchmarks
@@ -30,6 +32,7 @@ __all__ = [
     "retrieval_metrics_extended",
     "cluster_compactness",
     "chance_retrieval",
+    "tar_at_far",
     "centroid_accuracy",
     "head_accuracy",
     "nearest_neighbours",
