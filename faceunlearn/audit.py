@@ -193,7 +193,18 @@ def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = No
     write_csv(rows, out / "audit.csv")
     from faceunlearn.atomic import write_text_atomic
 
-    write_text_atomic(out / "audit.md", audit_markdown(rows, f"{config} @ {ckpt_path}"))
+    from faceunlearn.purge import forget_data_files
+
+    run_dir = Path(ckpt_path).resolve().parent.parent  # <run>/checkpoints/last.ckpt
+    leftovers = forget_data_files(run_dir)
+    markdown = audit_markdown(rows, f"{config} @ {ckpt_path}")
+    markdown += f"\n## Files of {run_dir} that hold forget-set data\n\n"
+    markdown += "\n".join(f"* `{path}`: {what}" for path, what in leftovers) if leftovers else "None."
+    markdown += ("\n\n(`faceunlearn purge` removes them. The checkpoint's CosFace head keeps one weight row per "
+                 "training identity, forget identities included: model state, not removed.)\n")
+    for path, what in leftovers:
+        print(f"[audit] holds forget-set data: {path} ({what})")
+    write_text_atomic(out / "audit.md", markdown)
     try:
         from faceunlearn.figures.png import save_png
 

@@ -47,6 +47,7 @@ COMMANDS = {
     "tune": ("faceunlearn.commands.tune", "choose a method's settings with Optuna on validation forget sets only"),
     "retrain": ("faceunlearn.commands.retrain", "the Retrain reference: the Original's recipe without the forget set"),
     "audit": ("faceunlearn.commands.audit", "does a run truly forget? verification, identification, attacks vs Retrain"),
+    "purge": ("faceunlearn.commands.purge", "remove the forget identities' embeddings from run folders (and crops from a pack)"),
     "reevaluate": ("faceunlearn.commands.reevaluate", "a sweep's finished runs, evaluated again with today's benchmarks"),
     "report": ("faceunlearn.commands.report", "a sweep's tables (mean +- std over forget sets) and trade-off curves"),
     "figures": ("faceunlearn.commands.figures", "a run's curves and t-SNE figures"),

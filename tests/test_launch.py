@@ -106,7 +106,7 @@ def test_the_sweep_command_parses_launchers(monkeypatch, tmp_path):
     from faceunlearn.commands import sweep as command
 
     seen = {}
-    monkeypatch.setattr(sweep, "sweep", lambda *args, launcher=None, retrain=False: seen.setdefault("launcher", launcher))
+    monkeypatch.setattr(sweep, "sweep", lambda *args, launcher=None, retrain=False, audit=False: seen.setdefault("launcher", launcher))
     command.main(["--configs", DISP, "--seeds", "0", "--out", str(tmp_path), "--jobs", "3"])
     assert seen.pop("launcher").__qualname__.startswith("processes")
     command.main(["--configs", DISP, "--seeds", "0", "--out", str(tmp_path), "--launcher", "submitit", "--slurm-partition", "gpu"])

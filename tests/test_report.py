@@ -199,3 +199,19 @@ def test_gap_to_retrain_per_forget_set(tmp_path, capsys):
     assert float(row["mean"]) == pytest.approx(np.mean(gaps))
     table1 = markdown.split("### Table 1")[1].split("###")[0]
     assert [line.split(" | ")[0][2:] for line in table1.splitlines() if line.startswith("| ") and not line.startswith("| method")][:1] == ["Retrain"]
+
+
+def test_audit_table_from_the_runs_audit_files(tmp_path, capsys):
+    root = tmp_path / "sweep"
+    for seed, value in ((0, 0.2), (1, 0.4)):
+        run = make_run(root, "demo_disp", seed, "Dispersion", {"forget/mAP": value})
+        rows = [{"method": method, "seed": seed, "benchmark": test, "metric": metric, "value": number}
+                for method, number in (("Original", 0.9), ("Dispersion", value), ("Retrain", 0.1))
+                for test, metric in (("forget", "mAP"), ("membership", "AUC_forget_train_vs_unseen"))]
+        write_csv(rows, run / "audit" / "audit.csv")
+    _, markdown, _, _ = _report(root, capsys)
+    audit = markdown.split("### Audit")[1]
+    lines = [line for line in audit.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    assert [line.split(" | ")[0][2:] for line in lines] == ["Original", "Retrain", "Dispersion"]
+    assert lines[2].startswith(f"| Dispersion | 30.00 ± {100 * np.std([0.2, 0.4], ddof=1):.2f} | n/a (missing) |")
+    assert lines[1].startswith("| Retrain | 10.00 ± 0.00 |")

@@ -33,7 +33,7 @@ def _fit(tmp_path, random_packed, epochs, ckpt_path=None):
         "--trainer.logger.init_args.name", "run", "--trainer.logger.init_args.version", "0",
         "--checkpoint.dirpath", str(tmp_path / "ckpt"),
         "--evaluation.benchmarks", "{forget: {queries: forget_test, gallery: [forget], clusters: forget}}",
-        "--run_files.snapshots", "[forget, retain_eval]", "--run_files.snapshot_max_per_subset", "50",
+        "--run_files.snapshots", "[forget, retain_eval]", "--run_files.keep_forget_embeddings", "true", "--run_files.snapshot_max_per_subset", "50",
         "--model.init_args.view_dispersion", "0", "--model.init_args.retention", "{}",  # run files, not the method
     ]
     return cli_main(args + (["--ckpt_path", str(ckpt_path)] if ckpt_path else []))
@@ -78,3 +78,18 @@ def test_fit_writes_history_snapshots_projector_and_figure_and_resume_appends(tm
     events = EventAccumulator(str(run))
     events.Reload()
     assert "embeddings/tsne" in events.Tags()["images"]
+
+
+def test_by_default_snapshots_hold_no_forget_identity():
+    from faceunlearn.callbacks.run_files import forget_labels, without_identities
+    from faceunlearn.metrics.benchmarks import EmbeddingTable
+
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3])
+    table = EmbeddingTable(torch.randn(7, 4), labels, torch.arange(7),
+                           {"forget": np.array([0, 1]), "retain_eval": np.array([2, 3, 4, 5, 6])})
+    assert forget_labels(table).tolist() == [0]
+    snapshot = {"forget": {"embeddings": torch.randn(2, 4), "labels": torch.tensor([0, 0]), "image_ids": torch.tensor([0, 1])},
+                "mixed": {"embeddings": torch.randn(3, 4), "labels": torch.tensor([0, 2, 3]), "image_ids": torch.tensor([1, 5, 6])}}
+    kept = without_identities(snapshot, forget_labels(table))
+    assert list(kept) == ["mixed"] and kept["mixed"]["labels"].tolist() == [2, 3]
+    assert kept["mixed"]["image_ids"].tolist() == [5, 6] and kept["mixed"]["embeddings"].shape == (2, 4)

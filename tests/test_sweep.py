@@ -163,6 +163,27 @@ def test_retrain_runs_once_per_seed_with_the_finetune_recipe_and_the_methods_ben
         assert _arg(spec, "--model.init_args.init_weights") == str(spec.run_dir / "checkpoints/last.ckpt")
 
 
+def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retrain(fake, monkeypatch, tmp_path):
+    runner, override, out = fake
+    monkeypatch.setattr(sweep, "ensure_original", lambda config, overrides: tmp_path / "ft/last.ckpt")
+    specs = sweep.sweep([DISP, GA], [0, 1], str(out), finetune_config=FINETUNE, retrain=True)
+    calls = []
+
+    def fake_audit(config, ckpt, folder, retrain, overrides):
+        calls.append((config, ckpt, retrain, overrides))
+        folder.mkdir(parents=True)
+        (folder / "audit.csv").write_text("method,seed,benchmark,metric,value\n")
+
+    written = sweep.audit_runs(specs, audit=fake_audit)
+    assert [folder.parent.name + "/" + folder.parent.parent.name for folder in written] == [
+        "seed0/demo_disp", "seed0/demo_ga", "seed1/demo_disp", "seed1/demo_ga"]
+    for config, ckpt, retrain, overrides in calls:
+        seed = ckpt.split("/seed")[1][0]
+        assert retrain == str(out / f"retrain/seed{seed}/checkpoints/last.ckpt")
+        assert ckpt.endswith(f"seed{seed}/checkpoints/last.ckpt") and _arg(type("S", (), {"args": overrides})(), "--data.seed") == seed
+    assert sweep.audit_runs(specs, audit=fake_audit) == []  # audited runs are not audited again
+
+
 def _arg_of(args, name):
     return args[len(args) - 1 - args[::-1].index(name) + 1]
 

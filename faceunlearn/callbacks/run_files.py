@@ -9,12 +9,31 @@ rank 0 into ``trainer.log_dir``; formats in ``faceunlearn.runfiles``, the record
 from __future__ import annotations
 
 import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from faceunlearn.callbacks.retrieval_evaluation import RetrievalEvaluation, tensorboard_writer
 from faceunlearn.callbacks.snapshots import RunRecord, take_snapshot
 
 #: the subsets the demo and real-faces protocols snapshot (D_f and the retain evaluation identities)
 DEFAULT_SNAPSHOTS = ("forget", "retain_eval")
+
+
+def forget_labels(table) -> torch.Tensor:
+    """The labels of the ``forget`` subset of an embedding table (empty if it has none)."""
+    if "forget" not in table.subsets:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.unique(table.take(("forget",))[1].cpu())
+
+
+def without_identities(snapshot: dict, labels: torch.Tensor) -> dict:
+    """The snapshot without the rows of these identities (subsets left empty are dropped)."""
+    kept = {}
+    for name, data in snapshot.items():
+        keep = ~torch.isin(data["labels"], labels.to(data["labels"].device))
+        if bool(keep.any()):
+            kept[name] = {key: value[keep] for key, value in data.items()}
+    return kept
 
 
 class RunFiles(L.Callback):
@@ -36,6 +55,11 @@ class RunFiles(L.Callback):
         snapshot_every_evaluation: keep a snapshot (and a projector entry) of every evaluation,
             not only the first and the last.
         snapshot_figure: draw the t-SNE figure at the end of the fit (needs scikit-learn).
+        keep_forget_embeddings: keep the forget identities' embeddings in the snapshots (and so in the
+            projector and the t-SNE). Off by default: a "forget me" request is also a deletion request,
+            so the run files hold no D_f embeddings — every snapshot drops the forget identities' rows
+            (the ``forget`` subset entirely). On, for research (the paper's Figure 1), with a warning;
+            ``faceunlearn purge DIR`` removes them afterwards.
     """
 
     def __init__(
@@ -45,6 +69,7 @@ class RunFiles(L.Callback):
         snapshot_max_per_subset: int = 1000,
         snapshot_every_evaluation: bool = False,
         snapshot_figure: bool = True,
+        keep_forget_embeddings: bool = False,
     ):
         super().__init__()
         if snapshot_max_per_subset < 1:
@@ -53,6 +78,7 @@ class RunFiles(L.Callback):
         self.snapshot_max_per_subset = snapshot_max_per_subset
         self.snapshot_every_evaluation = snapshot_every_evaluation
         self.snapshot_figure = snapshot_figure
+        self.keep_forget_embeddings = keep_forget_embeddings
         self._record: RunRecord | None = None
         self._resume_step = 0
         if evaluation is not None:
@@ -63,6 +89,10 @@ class RunFiles(L.Callback):
         log_dir = trainer.log_dir if trainer.loggers else None
         self._record = None
         if log_dir and trainer.is_global_zero:
+            if self.keep_forget_embeddings and self.snapshots:
+                rank_zero_warn(f"run_files.keep_forget_embeddings is on: {log_dir} keeps the forget identities' embeddings "
+                               "(embeddings/step*.pt, the TensorBoard projector, the t-SNE) — biometric data of people who "
+                               "asked to be forgotten; remove them with `faceunlearn purge " + str(log_dir) + "`")
             self._record = RunRecord(log_dir, self.snapshots, self.snapshot_max_per_subset, self.snapshot_every_evaluation)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -73,7 +103,11 @@ class RunFiles(L.Callback):
         if self._record is None:
             return
         self._record.start(self._resume_step if trainer.ckpt_path is not None else 0)
-        snapshot = take_snapshot(table, self.snapshots, self.snapshot_max_per_subset) if self.snapshots else None
+        snapshot = None
+        if self.snapshots:
+            snapshot = take_snapshot(table, self.snapshots, self.snapshot_max_per_subset)
+            if not self.keep_forget_embeddings:
+                snapshot = without_identities(snapshot, forget_labels(table)) or None
         self._record.record(trainer.global_step, metrics, snapshot, tensorboard_writer(trainer))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

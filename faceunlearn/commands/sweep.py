@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune-override", default="", help="LightningCLI arguments for training the Original model")
     parser.add_argument("--retrain", action="store_true",
                         help="also train and evaluate the Retrain reference per forget set (the finetune config's recipe without D_f)")
+    parser.add_argument("--audit", action="store_true",
+                        help="then `faceunlearn audit` every finished method run into <run>/audit/ (against Retrain with --retrain)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at once, each in its own process (one GPU each, round-robin; on a CPU, cores // jobs threads each)")
     parser.add_argument("--launcher", choices=("processes", "submitit"), default="processes",
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         launcher = launch.processes(args.jobs)
     library.sweep(args.configs, args.seeds, args.out, args.finetune_config, shlex.split(args.override),
-                  shlex.split(args.finetune_override), launcher=launcher, retrain=args.retrain)
+                  shlex.split(args.finetune_override), launcher=launcher, retrain=args.retrain, audit=args.audit)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ from faceunlearn.atomic import write_json_atomic, write_text_atomic  # noqa: F40
 DONE = "done.json"
 RESULTS = "results.csv"
 CHECKPOINTS = "checkpoints"
+#: ``<run>/audit/``: the run's ``faceunlearn audit`` (``sweep --audit``): audit.csv, audit.md, roc.png
+AUDIT = "audit"
 LOCK = ".sweep.lock"
 ORIGINAL = "original"
 CRASHED = ".crashed-"

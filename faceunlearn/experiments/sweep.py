@@ -34,6 +34,9 @@ the sweep's own arguments (seed, start weights, output folders) come after it an
   checkpoints in the run folder) and then evaluates it like the Original, with the first method
   config's benchmarks; its ``done.json`` keeps the training time (``train_seconds``). ``report``
   shows it as the Retrain row and every method's gap to it.
+* **Audit** (``--audit``): after the runs, ``faceunlearn audit`` of every finished method run
+  (``<run>/audit/``: verification, identification, membership inference, recovery attacks, against
+  the Original and, with ``--retrain``, the same seed's Retrain); ``report`` adds the audit table.
 """
 
 from __future__ import annotations
@@ -500,8 +503,29 @@ def finish(spec: RunSpec, result: RunResult, seconds: float) -> None:
     })
 
 
+def audit_runs(specs: list[RunSpec], audit=None) -> list[Path]:
+    """``faceunlearn audit`` of every finished method run without ``<run>/audit/audit.csv`` (with the
+    same seed's Retrain when the sweep has one); returns the audit folders written."""
+    if audit is None:
+        from faceunlearn.audit import audit
+    retrain = {(spec.scenario, spec.seed): spec.run_dir / layout.CHECKPOINTS / "last.ckpt"
+               for spec in specs if spec.kind == "retrain" and layout.is_finished(spec.run_dir)}
+    written = []
+    for spec in specs:
+        folder = spec.run_dir / layout.AUDIT
+        checkpoint = spec.run_dir / layout.CHECKPOINTS / "last.ckpt"
+        if spec.kind != "method" or not layout.is_finished(spec.run_dir) or (folder / "audit.csv").is_file():
+            continue
+        reference = retrain.get((spec.scenario, spec.seed))
+        print(f"[sweep] auditing {spec.name}" + (f" against {reference}" if reference else " (no Retrain run: Original only)"), flush=True)
+        audit(spec.config, str(checkpoint), folder, str(reference) if reference else None, spec.args[2:])
+        written.append(folder)
+    return written
+
+
 def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str | None = None,
-          overrides: list[str] = (), finetune_overrides: list[str] = (), launcher=None, retrain: bool = False) -> list[RunSpec]:
+          overrides: list[str] = (), finetune_overrides: list[str] = (), launcher=None, retrain: bool = False,
+          audit: bool = False) -> list[RunSpec]:
     """Plan and make the sweep; returns every run (finished before or now) in order.
 
     ``launcher``: where the runs execute (``faceunlearn.experiments.launch``; the command passes one
@@ -530,5 +554,7 @@ def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str |
         specs = plan_runs(infos, list(seeds), out_dir, overrides, originals,
                           (finetune_config, finetune_overrides) if retrain else None)
         execute(specs, launcher=launcher)
+        if audit:
+            audit_runs(specs)
     print(f"[sweep] all {len(specs)} runs finished in {out_dir}; tables: faceunlearn report {out_dir}")
     return specs

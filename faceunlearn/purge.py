@@ -1,0 +1,153 @@
+"""Leave no copies of the forgotten behind: find and remove the forget identities' data in run folders.
+
+A "forget me" request is also a deletion request. By default a fit keeps no embedding of a forget
+identity (``RunFiles.keep_forget_embeddings``); runs made with it on, or before it existed, may hold:
+
+* embedding snapshots ``embeddings/step<N>.pt`` with a ``forget`` subset or rows of forget identities;
+* TensorBoard projector copies of them (``<step:05d>/<tag>/tensors.tsv``, listed in ``projector_config.pbtxt``);
+* the t-SNE figure drawn from them (``figures/tsne.png``).
+
+``forget_data_files`` lists them (``faceunlearn audit`` prints the list for the audited run);
+``purge`` rewrites the snapshots without those rows (atomically), deletes the projector copies and
+their entries, and redraws (or deletes) the t-SNE figure. The forget identities of a run are read
+from its ``done.json`` (``forget_identities``, written by ``faceunlearn sweep``) and from the
+snapshots' own ``forget`` subset. ``purge_pack`` blanks a pack's crops of given identities.
+Checkpoints hold no images or embeddings, but the CosFace head keeps one weight row per training
+identity, forget identities included (a class centroid); that is model state, not a run file, and is
+reported, not removed.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from faceunlearn import runfiles
+
+PROJECTOR_CONFIG = "projector_config.pbtxt"
+_BLOCK = re.compile(r"embeddings \{.*?\}\n?", re.S)
+
+
+def _done_forget_identities(run_dir: Path) -> set[int]:
+    done = run_dir / "done.json"
+    if done.is_file():
+        return {int(i) for i in json.loads(done.read_text()).get("forget_identities", [])}
+    return set()
+
+
+def _forget_labels(run_dir: Path, snapshots: dict) -> set[int]:
+    labels = _done_forget_identities(run_dir)
+    for snapshot in snapshots.values():
+        if "forget" in snapshot:
+            labels |= {int(label) for label in snapshot["forget"]["labels"].tolist()}
+    return labels
+
+
+def _subsets_with_forget_rows(snapshot: dict, labels: set[int]) -> list[str]:
+    return [name for name, data in snapshot.items()
+            if name == "forget" or any(int(label) in labels for label in data["labels"].unique().tolist())]
+
+
+def forget_data_files(run_dir: str | Path) -> list[tuple[Path, str]]:
+    """``(path, what)`` of every file of the run that holds forget-set data."""
+    run_dir = Path(run_dir)
+    snapshots = {step: runfiles.load_snapshot(path) for step, path in runfiles.list_snapshots(run_dir).items()}
+    labels = _forget_labels(run_dir, snapshots)
+    found = []
+    for step, snapshot in snapshots.items():
+        subsets = _subsets_with_forget_rows(snapshot, labels)
+        if subsets:
+            found.append((runfiles.snapshot_path(run_dir, step), f"embeddings of forget identities ({', '.join(subsets)})"))
+            for name in subsets:
+                folder = run_dir / f"{step:05d}" / _projector_folder(name)
+                if folder.is_dir():
+                    found.append((folder, "TensorBoard projector copy of those embeddings"))
+    if found and (run_dir / runfiles.FIGURES / "tsne.png").is_file():
+        found.append((run_dir / runfiles.FIGURES / "tsne.png", "t-SNE figure drawn from those embeddings"))
+    return found
+
+
+def _projector_folder(tag: str) -> str:
+    return tag.replace("%", "%25").replace("/", "%2f").replace("\\", "%5c")
+
+
+def purge(root: str | Path, dry_run: bool = False) -> list[str]:
+    """Remove the forget identities' data from every run folder under ``root``; returns what was done."""
+    done = []
+    for run_dir in runfiles.find_run_dirs(root):
+        files = forget_data_files(run_dir)
+        if not files:
+            continue
+        if dry_run:
+            done += [f"would remove {what}: {path}" for path, what in files]
+            continue
+        snapshots = {step: runfiles.load_snapshot(path) for step, path in runfiles.list_snapshots(run_dir).items()}
+        labels = _forget_labels(run_dir, snapshots)
+        removed_folders = []
+        for step, snapshot in snapshots.items():
+            subsets = _subsets_with_forget_rows(snapshot, labels)
+            if not subsets:
+                continue
+            kept = {}
+            for name, data in snapshot.items():
+                if name == "forget":
+                    continue
+                keep = [int(label) not in labels for label in data["labels"].tolist()]
+                if any(keep):
+                    import torch
+
+                    mask = torch.tensor(keep)
+                    kept[name] = {key: value[mask] for key, value in data.items()}
+            path = runfiles.snapshot_path(run_dir, step)
+            runfiles.save_snapshot(path, kept)
+            done.append(f"rewrote {path} without the embeddings of {len(labels)} forget identities ({', '.join(subsets)})")
+            for name in subsets:
+                folder = run_dir / f"{step:05d}" / _projector_folder(name)
+                if folder.is_dir():
+                    shutil.rmtree(folder)
+                    removed_folders.append(f"{step:05d}/{_projector_folder(name)}/")
+                    done.append(f"deleted {folder} (TensorBoard projector copy)")
+        config = run_dir / PROJECTOR_CONFIG
+        if removed_folders and config.is_file():
+            text = config.read_text()
+            kept_text = "".join(block for block in _BLOCK.findall(text)
+                                if not any(f'"{folder}' in block for folder in removed_folders))
+            from faceunlearn.atomic import write_text_atomic
+
+            write_text_atomic(config, kept_text)
+            done.append(f"rewrote {config} without the deleted projector entries")
+        figure = run_dir / runfiles.FIGURES / "tsne.png"
+        if figure.is_file():
+            figure.unlink()
+            done.append(f"deleted {figure} (drawn from forget embeddings)")
+            try:
+                from faceunlearn.figures.tsne import write_tsne
+
+                if write_tsne(run_dir) is not None:
+                    done.append(f"redrew {figure} from the purged snapshots")
+            except ImportError:
+                pass
+    return done
+
+
+def purge_pack(pack: str | Path, identities: list[int]) -> str:
+    """Blank (zero) every crop of ``identities`` in a pack, in place, and record them in meta.json."""
+    import numpy as np
+
+    from faceunlearn.atomic import write_json_atomic
+    from faceunlearn.data.packed import PackedFaces
+
+    packed = PackedFaces.open(pack)
+    rows = np.flatnonzero(np.isin(packed.identities, np.asarray(identities)))
+    unknown = sorted(set(identities) - set(np.unique(packed.identities[rows]).tolist()))
+    if unknown:
+        raise SystemExit(f"faceunlearn purge: identities {unknown} are not in {pack}; nothing changed")
+    images = np.load(Path(pack) / "images.npy", mmap_mode="r+")
+    images[rows] = 0
+    images.flush()
+    meta_path = Path(pack) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["purged_identities"] = sorted(set(meta.get("purged_identities", [])) | set(int(i) for i in identities))
+    write_json_atomic(meta_path, meta)
+    return f"blanked {len(rows)} crops of identities {sorted(identities)} in {pack} (recorded in meta.json purged_identities)"
