@@ -359,12 +359,13 @@ def audit_rows(runs: list[Run]) -> dict[str, dict[tuple[str, str], list[float]]]
     from faceunlearn.experiments.layout import AUDIT, read_results
 
     values: dict[str, dict[tuple[str, str], dict[int, float]]] = {}
+    label_of = {id(run): row.label for row in rows_of(runs) for run in row.runs}  # "Dispersion (demo_disp)" when needed
     for run in sorted(runs, key=lambda run: (run.seed, str(run.path))):
         path = run.path / AUDIT / "audit.csv"
-        if not path.is_file():
+        if not path.is_file() or id(run) not in label_of:
             continue
         for row in read_results(path):
-            method = row["method"] if row["method"] in ("Original", RETRAIN) else run.method
+            method = row["method"] if row["method"] in ("Original", RETRAIN) else label_of[id(run)]
             if row["method"] not in ("Original", RETRAIN) and row["method"] != run.method:
                 continue
             values.setdefault(method, {}).setdefault((row["benchmark"], row["metric"]), {}).setdefault(run.seed, row["value"])
@@ -376,7 +377,7 @@ def audit_table(runs: list[Run]) -> str:
     if not values:
         return ""
     lines = ["| model | " + " | ".join(title for _, _, title in AUDIT_COLUMNS) + " |", "|---|" + "---:|" * len(AUDIT_COLUMNS)]
-    for method in sorted(values, key=method_sort_key):
+    for method in sorted(values, key=lambda label: (method_sort_key(label.split(" (")[0]), label)):
         cells = []
         for test, metric, _ in AUDIT_COLUMNS:
             cell = Cell(values[method].get((test, metric), []))
