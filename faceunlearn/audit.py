@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +36,12 @@ RELEARN_STEPS = (10, 50, 100)
 RELEARN_IMAGES_PER_IDENTITY = 2
 
 
-@dataclass
-class Embedded:
-    """A model's embeddings of every audit subset: name → (embeddings, labels, image ids)."""
-
-    sets: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-
-    def __getitem__(self, name):
-        return self.sets[name]
+#: a model's embeddings of every audit subset: name → (embeddings, labels, image ids)
+Embedded = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @torch.no_grad()
-def embed_subsets(model, data, names=AUDIT_SUBSETS, chunk_images: dict | None = None) -> Embedded:
+def embed_subsets(model, data, names=AUDIT_SUBSETS) -> Embedded:
     """Every named subset through ``model`` (eval mode), one pass over their union."""
     from faceunlearn.metrics.benchmarks import EmbeddingTable
 
@@ -61,7 +54,7 @@ def embed_subsets(model, data, names=AUDIT_SUBSETS, chunk_images: dict | None = 
         labels.append(batch["label"].cpu())
         ids.append(batch["image_id"].cpu())
     table = EmbeddingTable(torch.cat(embeddings), torch.cat(labels), torch.cat(ids), data.subsets)
-    return Embedded({name: table.take((name,)) for name in names})
+    return {name: table.take((name,)) for name in names}
 
 
 def forget_images(model, data, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +107,7 @@ def audit_model(model, data, embedded: Embedded, original: Embedded, seed: int, 
         curves[name] = roc_curve_points(genuine, impostor, num_points=40)
 
     # 1:N open-set identification
-    distractors = embedded.sets.get("distractors", (torch.zeros(0, forget[0].shape[1]),))[0]
+    distractors = embedded.get("distractors", (torch.zeros(0, forget[0].shape[1]),))[0]
     gallery_q, gallery_g = embedded["holdout_query"], embedded["holdout_gallery"]
     enrol = torch.cat([forget_train[0], gallery_g[0]]), torch.cat([forget_train[1], gallery_g[1]])
     for name, (probes, probe_labels) in (("identify_forget", forget_test[:2]), ("identify_retain", gallery_q[:2])):
@@ -137,17 +130,10 @@ def audit_model(model, data, embedded: Embedded, original: Embedded, seed: int, 
     results["probe"] = _retrieval((forget_test[0] @ linear, *forget_test[1:]), (forget[0] @ linear, *forget[1:]))
     results["stale_gallery"] = _retrieval(forget_test, original["forget"])
     images, labels = forget_images(model, data, seed)
-    forget_rows = data.eval_dataloader(["forget"], shard=False)
 
-    def evaluate(relearned):
-        relearned.eval()
-        embedded_forget = []
-        for batch in forget_rows:
-            batch = model.device_batch(batch)
-            embedded_forget.append((relearned(batch["image"]).float().cpu(), batch["label"].cpu(), batch["image_id"].cpu()))
-        e, l, i = (torch.cat(parts) for parts in zip(*embedded_forget))
-        test = torch.isin(i, forget_test[2])
-        return _retrieval((e[test], l[test], i[test]), (e, l, i))
+    def evaluate(relearned):  # a copy of the FaceModule, fine-tuned
+        again = embed_subsets(relearned, data, ("forget", "forget_test"))
+        return _retrieval(again["forget_test"], again["forget"])
 
     attacked = copy.deepcopy(model)
     for steps, metrics in relearn(attacked, attacked.head, images, labels, evaluate, relearn_steps, lr=relearn_lr).items():

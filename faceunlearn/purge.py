@@ -23,7 +23,10 @@ import re
 import shutil
 from pathlib import Path
 
+import torch
+
 from faceunlearn import runfiles
+from faceunlearn.callbacks.snapshots import projector_folder, without_identities
 
 PROJECTOR_CONFIG = "projector_config.pbtxt"
 _BLOCK = re.compile(r"embeddings \{.*?\}\n?", re.S)
@@ -60,16 +63,12 @@ def forget_data_files(run_dir: str | Path) -> list[tuple[Path, str]]:
         if subsets:
             found.append((runfiles.snapshot_path(run_dir, step), f"embeddings of forget identities ({', '.join(subsets)})"))
             for name in subsets:
-                folder = run_dir / f"{step:05d}" / _projector_folder(name)
+                folder = run_dir / f"{step:05d}" / projector_folder(name)
                 if folder.is_dir():
                     found.append((folder, "TensorBoard projector copy of those embeddings"))
     if found and (run_dir / runfiles.FIGURES / "tsne.png").is_file():
         found.append((run_dir / runfiles.FIGURES / "tsne.png", "t-SNE figure drawn from those embeddings"))
     return found
-
-
-def _projector_folder(tag: str) -> str:
-    return tag.replace("%", "%25").replace("/", "%2f").replace("\\", "%5c")
 
 
 def purge(root: str | Path, dry_run: bool = False) -> list[str]:
@@ -89,24 +88,16 @@ def purge(root: str | Path, dry_run: bool = False) -> list[str]:
             subsets = _subsets_with_forget_rows(snapshot, labels)
             if not subsets:
                 continue
-            kept = {}
-            for name, data in snapshot.items():
-                if name == "forget":
-                    continue
-                keep = [int(label) not in labels for label in data["labels"].tolist()]
-                if any(keep):
-                    import torch
-
-                    mask = torch.tensor(keep)
-                    kept[name] = {key: value[mask] for key, value in data.items()}
+            kept = without_identities({name: data for name, data in snapshot.items() if name != "forget"},
+                                      torch.tensor(sorted(labels), dtype=torch.long))
             path = runfiles.snapshot_path(run_dir, step)
             runfiles.save_snapshot(path, kept)
             done.append(f"rewrote {path} without the embeddings of {len(labels)} forget identities ({', '.join(subsets)})")
             for name in subsets:
-                folder = run_dir / f"{step:05d}" / _projector_folder(name)
+                folder = run_dir / f"{step:05d}" / projector_folder(name)
                 if folder.is_dir():
                     shutil.rmtree(folder)
-                    removed_folders.append(f"{step:05d}/{_projector_folder(name)}/")
+                    removed_folders.append(f"{step:05d}/{projector_folder(name)}/")
                     done.append(f"deleted {folder} (TensorBoard projector copy)")
         config = run_dir / PROJECTOR_CONFIG
         if removed_folders and config.is_file():

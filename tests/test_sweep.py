@@ -41,7 +41,11 @@ def fake(monkeypatch, tmp_path, start_weights_override):
 
 
 def _arg(spec, name):
-    return spec.args[len(spec.args) - 1 - spec.args[::-1].index(name) + 1]  # the last occurrence wins
+    return _arg_of(spec.args, name)
+
+
+def _arg_of(args, name):
+    return args[len(args) - 1 - args[::-1].index(name) + 1]  # the last occurrence wins
 
 
 def test_layout_args_and_done_files(fake, capsys):
@@ -180,12 +184,9 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
     for config, ckpt, retrain, overrides in calls:
         seed = ckpt.split("/seed")[1][0]
         assert retrain == str(out / f"retrain/seed{seed}/checkpoints/last.ckpt")
-        assert ckpt.endswith(f"seed{seed}/checkpoints/last.ckpt") and _arg(type("S", (), {"args": overrides})(), "--data.seed") == seed
+        assert ckpt.endswith(f"seed{seed}/checkpoints/last.ckpt") and _arg_of(overrides, "--data.seed") == seed
     assert sweep.audit_runs(specs, audit=fake_audit) == []  # audited runs are not audited again
 
-
-def _arg_of(args, name):
-    return args[len(args) - 1 - args[::-1].index(name) + 1]
 
 
 def test_missing_original_and_other_sweeps_are_refused(fake, tmp_path):

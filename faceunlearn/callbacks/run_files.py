@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from faceunlearn.callbacks.retrieval_evaluation import RetrievalEvaluation, tensorboard_writer
-from faceunlearn.callbacks.snapshots import RunRecord, take_snapshot
+from faceunlearn.callbacks.snapshots import RunRecord, take_snapshot, without_identities
 
 #: the subsets the demo and real-faces protocols snapshot (D_f and the retain evaluation identities)
 DEFAULT_SNAPSHOTS = ("forget", "retain_eval")
@@ -24,16 +24,6 @@ def forget_labels(table) -> torch.Tensor:
     if "forget" not in table.subsets:
         return torch.zeros(0, dtype=torch.long)
     return torch.unique(table.take(("forget",))[1].cpu())
-
-
-def without_identities(snapshot: dict, labels: torch.Tensor) -> dict:
-    """The snapshot without the rows of these identities (subsets left empty are dropped)."""
-    kept = {}
-    for name, data in snapshot.items():
-        keep = ~torch.isin(data["labels"], labels.to(data["labels"].device))
-        if bool(keep.any()):
-            kept[name] = {key: value[keep] for key, value in data.items()}
-    return kept
 
 
 class RunFiles(L.Callback):

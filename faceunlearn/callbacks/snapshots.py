@@ -62,6 +62,16 @@ def take_snapshot(table: EmbeddingTable, subsets: list[str], cap: int) -> dict[s
     return snapshot
 
 
+def without_identities(snapshot: dict, labels: torch.Tensor) -> dict:
+    """The snapshot without the rows of these identities (subsets left empty are dropped)."""
+    kept = {}
+    for name, data in snapshot.items():
+        keep = ~torch.isin(data["labels"], labels.to(data["labels"].device))
+        if bool(keep.any()):
+            kept[name] = {key: value[keep] for key, value in data.items()}
+    return kept
+
+
 def add_to_projector(experiment, snapshot: dict[str, dict[str, torch.Tensor]], step: int) -> None:
     """Show a snapshot in TensorBoard's embedding projector (one tensor per subset, labels as metadata)."""
     for name, data in snapshot.items():

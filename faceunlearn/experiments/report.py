@@ -29,7 +29,7 @@ import numpy as np
 
 from faceunlearn.atomic import write_csv_atomic, write_text_atomic
 from faceunlearn.experiments import layout
-from faceunlearn.experiments.tables import TABLE_1, TABLES, Column, Table, method_sort_key
+from faceunlearn.experiments.tables import CHANCE, RETRAIN, TABLE_1, TABLES, Column, Table, method_sort_key
 from faceunlearn.reporting import CHANCE_PREFIX
 
 MISSING = "n/a (missing)"
@@ -134,10 +134,6 @@ class TableResult:
     rows: list[Row]
     columns: list[Column]
     absent: list[Column]  # optional (grouped) columns no run has: not shown, listed in a note
-
-
-#: the row of a benchmark's chance levels (what a uniformly random ranking scores)
-CHANCE = "Chance (random ranking)"
 
 
 def chance_runs(runs: list[Run]) -> list[Run]:
@@ -299,7 +295,6 @@ def time_table(runs: list[Run]) -> str:
 
 #: the metrics "Avg. Gap" averages (all in %, as SalUn's), over every benchmark of the paper's tables
 GAP_METRICS = ("mAP", "R@1", "acc")
-RETRAIN = "Retrain"
 
 
 def gap_rows(runs: list[Run], tables: tuple[Table, ...] = TABLES) -> list[dict]:

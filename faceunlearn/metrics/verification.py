@@ -135,10 +135,12 @@ def pair_scores(embeddings: torch.Tensor, labels: torch.Tensor, other: torch.Ten
                 other_labels: torch.Tensor | None = None, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """(genuine, impostor) cosine scores of every pair: within one set (i < j), or between two sets
     (every cross pair). Chunked over rows; the outputs hold one score per pair (n²/2 for one set)."""
-    a = torch.nn.functional.normalize(embeddings.float(), dim=1)
+    from .checks import unit_rows
+
+    a = unit_rows(embeddings, "embeddings")
     labels = labels.reshape(-1).to(a.device)
     within = other is None
-    b = a if within else torch.nn.functional.normalize(other.float().to(a.device), dim=1)
+    b = a if within else unit_rows(other, "other", a.device)
     b_labels = labels if within else other_labels.reshape(-1).to(a.device)
     genuine, impostor = [], []
     for start in range(0, len(a), chunk):
