@@ -17,7 +17,8 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
     data = ["--model.init_args.init_weights", "null", "--data.root", str(random_packed.root), "--data.synthetic", "null",
             "--data.num_forget_identities", "6", "--data.batch_size", "12", "--data.images_per_identity", "2",
             "--data.eval_retain_identities", "6", "--trainer.enable_progress_bar", "false",
-            "--trainer.logger", "false", "--run_files.snapshots", "[]"]
+            "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path),  # where LightningCLI saves config.yaml
+            "--run_files.snapshots", "[]"]
     fit = cli_main(["fit", "--config", str(REPO / "configs/demo_disp.yaml"), *data, "--data.batches_per_epoch", "2",
                     "--trainer.max_epochs", "1", "--checkpoint.dirpath", str(tmp_path / "ckpt")])
     ckpt = tmp_path / "ckpt/last.ckpt"
