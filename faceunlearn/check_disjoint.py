@@ -69,7 +69,8 @@ from faceunlearn.data.packed import SPLITS, PackedDatasetError, PackedFaces, spl
 from faceunlearn.data.splits import choose_forget_identities, identity_ids_from_names, split_forget_images
 from faceunlearn.metrics.checks import unit_rows
 from faceunlearn.models.weights import CheckpointMismatchError
-from faceunlearn.paths import config_group_files, expand_path
+from faceunlearn.configs import ConfigFileError, read_config
+from faceunlearn.paths import expand_path
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_REPORT = "lightning_logs/check_disjoint/report.csv"
@@ -310,18 +311,13 @@ CONFIG_KEYS = ("root", "dataset", "extra_sources", "seed", "num_forget_identitie
 
 def forget_settings_from_config(path: str) -> dict:
     """The ``data`` section's forget-set keys (``CONFIG_KEYS``); ``$VAR`` paths expanded."""
-    import yaml
-
     config_path = Path(path)
     if not config_path.is_file():
         raise InputError(f"config {path!r} does not exist")
-    document = yaml.safe_load(config_path.read_text()) or {}
-    data = document.get("data") or {}
-    if isinstance(data, str):  # a file-valued group (data: protocols/x.yaml), relative to the config as jsonargparse reads it
-        data_path = config_group_files(config_path, document).get("data", config_path.parent / data)
-        if not data_path.is_file():
-            raise InputError(f"config {path!r}: its data file {str(data_path)!r} does not exist")
-        data = yaml.safe_load(data_path.read_text()) or {}
+    try:
+        data = read_config(config_path).document.get("data") or {}
+    except ConfigFileError as error:
+        raise InputError(str(error)) from error
     data = data.get("init_args", data)
     settings = {key: data[key] for key in CONFIG_KEYS if data.get(key) is not None}
     try:

@@ -38,6 +38,15 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (start weights are identified by it in checkpoints and sweeps)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def config_group_files(config: str | os.PathLike, document: dict | None = None) -> dict[str, Path]:
     """The file-valued top-level groups of a config (``data: protocols/x.yaml``), group → path.
 

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.cli import cli_main
+from faceunlearn.configs import ConfigFileError, read_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -26,6 +28,18 @@ def test_print_config(config, tmp_path, monkeypatch, capsys):
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
     assert "class_path: faceunlearn.methods." in printed and "benchmarks:" in printed
+    # read_config (check-disjoint, sweep digests, tune's best.yaml) composes the file as the CLI does
+    parsed = _leaves(yaml.safe_load(printed))
+    resolved = _leaves(read_config(config).document)
+    assert resolved and {key: parsed.get(key) for key in resolved} == resolved
+
+
+def _leaves(node, prefix="") -> dict:
+    """Nested mappings as {"a.b.c": leaf}."""
+    if not isinstance(node, dict) or not node:
+        return {prefix: node}
+    return {key: leaf for name, child in node.items() for key, leaf in _leaves(child, f"{prefix}{name}.").items()} \
+        if prefix or node else {}
 
 
 def _printed(capsys, *configs) -> str:
@@ -35,16 +49,31 @@ def _printed(capsys, *configs) -> str:
 
 
 def test_protocol_and_method_files_compose(tmp_path, monkeypatch, capsys):
-    """The CelebA configs share one data and one evaluation file; the protocol file composes with a method file."""
+    """A method config includes its protocol file (trainer + data + evaluation); the protocol also
+    composes on the command line; no section is repeated across configs."""
     monkeypatch.chdir(tmp_path)
-    one_file = _printed(capsys, REPO / "configs/disp_celeba.yaml")
-    two_files = _printed(capsys, REPO / "configs/protocols/celeba.yaml", REPO / "configs/disp_celeba.yaml")
-    assert one_file == two_files and "max_distractors: 75000" in one_file
-    sections = {config.name: config.read_text() for config in CONFIGS if config.name.endswith("_celeba.yaml")
-                and config.name != "finetune_celeba.yaml"}
-    assert len(sections) == 7
-    assert all("data: protocols/celeba_data.yaml" in text and "evaluation: protocols/celeba_evaluation.yaml" in text
-               for text in sections.values())  # no config repeats the protocol's sections
+    for protocol, method in (("celeba", "disp_celeba"), ("demo", "demo_disp"), ("sface_glint", "sface_glint_disp")):
+        one_file = _printed(capsys, REPO / f"configs/{method}.yaml")
+        two_files = _printed(capsys, REPO / f"configs/protocols/{protocol}.yaml", REPO / f"configs/{method}.yaml")
+        assert one_file == two_files and f"name: {method}\n" in one_file
+    assert "max_distractors: 75000" in one_file or "max_distractors: 75000" in _printed(capsys, REPO / "configs/disp_celeba.yaml")
+    including = [config for config in CONFIGS if "\nconfig: protocols/" in config.read_text()]
+    assert len(including) == 7 + 8 + 8  # the CelebA, demo and real-faces unlearning configs
+    sections = [(key, yaml.safe_dump(value)) for config in CONFIGS
+                for key, value in (yaml.safe_load(config.read_text()) or {}).items() if isinstance(value, dict)]  # a file name (data: protocols/x.yaml) is how sections are shared
+    repeated = {section for section in sections if sections.count(section) > 1}
+    assert not repeated, f"sections repeated across configs: {sorted(repeated)}"
+
+
+def test_read_config_refuses_a_section_that_jsonargparse_would_replace(tmp_path):
+    (tmp_path / "protocol.yaml").write_text("trainer: {max_epochs: 4, devices: 1}\n")
+    (tmp_path / "method.yaml").write_text("config: protocol.yaml\ntrainer.max_epochs: 2\n")
+    assert read_config(tmp_path / "method.yaml").document == {"trainer": {"max_epochs": 2, "devices": 1}}
+    (tmp_path / "method.yaml").write_text("config: protocol.yaml\ntrainer: {max_epochs: 2}\n")
+    with pytest.raises(ConfigFileError, match="dotted keys"):
+        read_config(tmp_path / "method.yaml")
+    with pytest.raises(ConfigFileError, match="does not exist"):
+        read_config(tmp_path / "missing.yaml")
 
 
 def test_real_data_configs_say_what_is_missing(tmp_path, monkeypatch, capsys):

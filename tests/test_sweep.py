@@ -1,6 +1,7 @@
 """faceunlearn sweep: the run-folder contract, resuming, the Original once per seed, and one real tiny sweep."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -119,7 +120,7 @@ def test_changed_settings_warn_but_keep_the_finished_run(fake, capsys, tmp_path)
     runner, override, out = fake
     config = tmp_path / "configs" / "demo_disp.yaml"
     config.parent.mkdir()
-    (config.parent / "protocols").symlink_to(REPO / "configs" / "protocols")  # its data/evaluation files
+    shutil.copytree(REPO / "configs" / "protocols", config.parent / "protocols")  # its protocol and group files
     config.write_text(Path(DISP).read_text())
     sweep.sweep([str(config)], [0], str(out), overrides=override)
     config.write_text(Path(DISP).read_text() + "\n# changed\n")
@@ -128,13 +129,10 @@ def test_changed_settings_warn_but_keep_the_finished_run(fake, capsys, tmp_path)
     sweep.sweep([str(config)], [0], str(out), overrides=override)
     assert runner.calls == []
     assert "different config file content" in capsys.readouterr().out
-    # a protocol file the config names is part of its content too
-    protocols = tmp_path / "protocols"
-    protocols.mkdir()
-    (protocols / "demo_data.yaml").write_text((REPO / "configs/protocols/demo_data.yaml").read_text())
-    config.write_text(config.read_text().replace("data: protocols/demo_data.yaml", f"data: {protocols / 'demo_data.yaml'}"))
+    # the protocol it includes, and the group files that protocol names, are part of its content too
+    data_file = config.parent / "protocols" / "demo_data.yaml"
     before = sweep.config_sha256(config)
-    (protocols / "demo_data.yaml").write_text((protocols / "demo_data.yaml").read_text() + "batches_per_epoch: 7\n")
+    data_file.write_text(data_file.read_text() + "batches_per_epoch: 7\n")
     assert sweep.config_sha256(config) != before
 
 

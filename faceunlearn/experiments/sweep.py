@@ -113,26 +113,26 @@ def file_sha256(path: str | os.PathLike | None) -> str | None:
 
 
 def config_sha256(path: str | os.PathLike) -> str | None:
-    """SHA-256 of a config and of the group files it names (``data: protocols/x.yaml``), in order.
+    """SHA-256 of a config and of every file it composes (its protocol include, group files), in order.
 
     A protocol file shared by several configs is part of what a run was made with: editing it must
     show as a changed config, as editing the config itself does.
     """
     import hashlib
 
-    import yaml
-
-    from faceunlearn.paths import config_group_files
+    from faceunlearn.configs import ConfigFileError, read_config
 
     path = Path(path)
     if not path.is_file():
         return None
     digest = hashlib.sha256(path.read_bytes())
-    document = yaml.safe_load(path.read_text()) or {}
-    for group, group_file in config_group_files(path, document).items():
-        if group_file.is_file():
-            digest.update(f"\n{group}: {document[group]}\n".encode())
-            digest.update(group_file.read_bytes())
+    try:
+        files = read_config(path).files[1:]
+    except ConfigFileError:  # a broken include or group file: the config's own bytes still identify it
+        files = []
+    for other in files:
+        digest.update(f"\n{os.path.relpath(other, path.parent)}\n".encode())
+        digest.update(other.read_bytes())
     return digest.hexdigest()
 
 

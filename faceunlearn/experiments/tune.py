@@ -42,7 +42,7 @@ import yaml
 
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.sweep import execute, method_configs, plan_runs
-from faceunlearn.paths import config_group_files
+from faceunlearn.configs import read_config
 
 #: the forget sets reported in the results tables; never tuned on
 REPORTED_SEEDS = (0, 1, 2)
@@ -168,7 +168,8 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
     """``trials.csv``, ``best.yaml`` and ``study.json`` (module doc), atomically."""
     import optuna
 
-    document = yaml.safe_load(Path(config).read_text())
+    # includes and file-valued groups inlined: best.yaml lives elsewhere, so relative paths would break
+    document = read_config(config).document
     layout.write_json_atomic(out / STUDY, {
         "study": study.study_name, "storage": storage, "config": str(config),
         "method": str(document.get("model", {}).get("class_path", "")).rsplit(".", 1)[-1],
@@ -191,10 +192,6 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
     layout.write_text_atomic(out / "trials.csv", text.getvalue())
 
     best = study.best_trial
-    # file-valued groups (data: protocols/x.yaml) are inlined: best.yaml lives elsewhere, so relative paths would break
-    for group, path in config_group_files(config, document).items():
-        if path.is_file():
-            document[group] = yaml.safe_load(path.read_text())
     for key, value in best.params.items():
         node = document
         *parents, leaf = key.split(".")
