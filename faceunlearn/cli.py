@@ -98,6 +98,10 @@ class FaceUnlearnCLI(LightningCLI):
         # the DataModule embeds only the subsets the benchmarks and snapshots read
         parser.link_arguments(("evaluation.benchmarks", "run_files.snapshots"), "data.eval_subsets",
                               compute_fn=RetrievalEvaluation.subsets_for, apply_on="parse")
+        # ... and, at the start and the intermediate evaluations of a fit, only what those compute
+        parser.link_arguments(("evaluation.benchmarks", "evaluation.intermediate_benchmarks", "evaluation.intermediate_distractors",
+                               "evaluation.start_results", "run_files.snapshots", "run_files.snapshot_every_evaluation"),
+                              "data.phase_subsets", compute_fn=RetrievalEvaluation.phase_subsets_for, apply_on="parse")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.dirpath": "checkpoints", "checkpoint.save_last": True})
 

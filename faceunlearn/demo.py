@@ -4,7 +4,8 @@ Each stage runs the same LightningCLI configs a user would run by hand
 (``configs/demo_finetune.yaml``, then ``configs/demo_disp_paper.yaml``: the paper's exact recipe,
 and ``configs/demo_disp.yaml``: the configuration ``faceunlearn tune`` selected on validation
 forget sets). The Original model is trained only when its checkpoint is missing; the first
-unlearning run's step-0 evaluation is the Original model's row of the table.
+unlearning run's step-0 evaluation is the Original model's row of the table, and the later runs
+take it as their step 0 (``--evaluation.start_results``: they embed only the forget benchmarks then).
 """
 
 from __future__ import annotations
@@ -39,10 +40,16 @@ def run_demo(finetune_config: str, unlearn_configs: list[str], out_dir: str, met
     else:
         timings.append((f"Original model: reused {original_ckpt}", 0.0))
 
+    from faceunlearn.experiments.sweep import same_start_evaluation
+
     rows, before, final_metrics = [], None, []
-    for config, method in zip(unlearn_configs, methods):
+    start_results = Path(out_dir) / "original_metrics.csv"
+    for index, (config, method) in enumerate(zip(unlearn_configs, methods)):
         start = time.perf_counter()
-        unlearn = cli_main(["--config", config, "--model.init_args.init_weights", str(original_ckpt)], run=False)
+        args = ["--config", config, "--model.init_args.init_weights", str(original_ckpt)]
+        if index and same_start_evaluation(config, unlearn_configs[0]):  # the same start model, data and benchmarks
+            args += ["--evaluation.start_results", str(start_results)]  # step 0: only the forget benchmarks again
+        unlearn = cli_main(args, run=False)
         unlearn.trainer.fit(unlearn.model, unlearn.datamodule)
         evaluation = RetrievalEvaluation.of(unlearn.trainer)
         steps = unlearn.trainer.global_step
@@ -53,6 +60,7 @@ def run_demo(finetune_config: str, unlearn_configs: list[str], out_dir: str, met
         if before is None:  # every config starts from the same Original: its step-0 row is the Original's
             before = start_metrics
             rows += tidy_rows("Original", seed, before)
+            write_csv(tidy_rows("Original", seed, before, table_metrics=None), start_results)
         rows += tidy_rows(method, seed, after)
         final_metrics.append((method, after))
     rows = [row for row in rows if row["benchmark"] in ("forget", "retain")]  # the base benchmarks; extended ones below

@@ -111,9 +111,9 @@ def test_lightning_console_script_runs_our_cli_without_faiss_insightface_or_onnx
     assert not imported & {"faiss", "insightface", "onnxruntime", "onnx2torch", "optuna"}
 
 
-def _fit(tmp_path, random_packed, name, epochs, ckpt_path=None):
+def _fit(tmp_path, random_packed, name, epochs, ckpt_path=None, extra=(), command="fit"):
     args = [
-        "fit", "--config", str(REPO / "configs/demo_disp.yaml"),
+        command, "--config", str(REPO / "configs/demo_disp.yaml"),
         "--model.init_args.init_weights", "null",
         "--data.root", str(random_packed.root), "--data.synthetic", "null",
         "--data.num_forget_identities", "8", "--data.batch_size", "16", "--data.batches_per_epoch", "3",
@@ -125,7 +125,45 @@ def _fit(tmp_path, random_packed, name, epochs, ckpt_path=None):
     ]
     if ckpt_path:
         args += ["--ckpt_path", str(ckpt_path)]
-    return cli_main(args)
+    return cli_main([*args, *extra])
+
+
+def test_intermediate_evaluations_compute_the_forget_benchmarks_only_with_the_same_numbers(tmp_path, random_packed):
+    """Step 0 and the end evaluate everything; in between only the forget benchmarks' base variants,
+    each number equal to the one a run evaluating everything every time gets."""
+    lean = RetrievalEvaluation.of(_fit(tmp_path, random_packed, "lean", epochs=3).trainer).history
+    everything = ["--evaluation.intermediate_benchmarks", "[forget, retain]", "--evaluation.intermediate_distractors", "true"]
+    full = RetrievalEvaluation.of(_fit(tmp_path, random_packed, "full", epochs=3, extra=everything).trainer).history
+    assert [step for step, _ in lean] == [step for step, _ in full] == [0, 3, 6, 9]
+    assert lean[0][1] == full[0][1] and lean[-1][1] == full[-1][1]
+    assert "retain/mAP" in lean[-1][1] and "forget_extended/mAP" in lean[-1][1]
+    for (_, lean_metrics), (_, full_metrics) in zip(lean[1:-1], full[1:-1]):
+        assert {key.partition("/")[0] for key in lean_metrics} == {"forget"}
+        assert lean_metrics == {key: full_metrics[key] for key in lean_metrics}
+        assert "retain/mAP" in full_metrics and "forget_extended/mAP" in full_metrics
+
+
+def test_start_results_replace_the_step0_evaluation_and_must_match_the_start_model(tmp_path, random_packed):
+    import csv
+
+    original = tmp_path / "original.csv"
+    _fit(tmp_path, random_packed, "original", epochs=1, command="validate", extra=["--evaluation.results_csv", str(original)])
+    with original.open() as handle:
+        rows = list(csv.DictReader(handle))
+    expected = {f"{row['benchmark']}/{row['metric']}": float(row["value"]) for row in rows}
+    fit = _fit(tmp_path, random_packed, "shared", epochs=1, extra=["--evaluation.start_results", str(original)])
+    start = RetrievalEvaluation.of(fit.trainer).history[0][1]
+    assert start.keys() == expected.keys() and "retain/mAP" in start
+    assert all(abs(start[key] - value) < 1e-6 for key, value in expected.items())
+    for row in rows:
+        row["value"] = float(row["value"]) + (0.2 if row["benchmark"] == "forget" and row["metric"] == "mAP" else 0)
+    wrong = tmp_path / "wrong.csv"
+    with wrong.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ValueError, match="not this run's start model: forget/mAP"):
+        _fit(tmp_path, random_packed, "wrong", epochs=1, extra=["--evaluation.start_results", str(wrong)])
 
 
 def test_fit_writes_outputs_and_resume_is_exact(tmp_path, random_packed):

@@ -72,13 +72,14 @@ def test_processes_stop_starting_runs_after_a_failure(monkeypatch, tmp_path, sta
     with pytest.raises(RuntimeError, match="killed"):
         sweep.sweep([DISP, GA], [0, 1], str(out), overrides=start_weights_override, launcher=launch.processes(2))
     started = set(fake.environments)
-    assert started == {"original/seed0", "demo_disp/seed0"}  # nothing new started after the failure
-    assert layout.is_finished(out / "demo_disp/seed0")  # the run already going was kept
+    # the Originals run first (the method runs read their step-0 numbers): nothing else started after the failure
+    assert started == {"original/seed0", "original/seed1"}
+    assert layout.is_finished(out / "original/seed1")  # the run already going was kept
     assert not layout.is_finished(out / "original/seed0") and not (out / layout.LOCK).exists()
     fake.runner.fail_on = None
     fake.environments.clear()
     sweep.sweep([DISP, GA], [0, 1], str(out), overrides=start_weights_override, launcher=launch.processes(2))
-    assert sorted(fake.environments) == ["demo_disp/seed1", "demo_ga/seed0", "demo_ga/seed1", "original/seed0", "original/seed1"]
+    assert sorted(fake.environments) == ["demo_disp/seed0", "demo_disp/seed1", "demo_ga/seed0", "demo_ga/seed1", "original/seed0"]
     assert len(list(out.glob("original/seed0.crashed-*"))) == 1
     assert not list(out.glob("demo_ga/seed0.crashed-*"))  # a run that never started left no folder to move aside
 

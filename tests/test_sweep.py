@@ -53,8 +53,12 @@ def test_layout_args_and_done_files(fake, capsys):
     runner, override, out = fake
     specs = sweep.sweep([DISP, GA], [0, 1], str(out), overrides=override)
     names = [spec.name for spec in runner.calls]
-    assert names == ["original/seed0", "demo_disp/seed0", "demo_ga/seed0", "original/seed1", "demo_disp/seed1", "demo_ga/seed1"]
-    assert [spec.name for spec in specs] == names
+    # the Originals first: every method run of a seed takes its step-0 numbers from that seed's Original
+    assert names == ["original/seed0", "original/seed1", "demo_disp/seed0", "demo_ga/seed0", "demo_disp/seed1", "demo_ga/seed1"]
+    assert sorted(spec.name for spec in specs) == sorted(names)
+    for spec in runner.calls:
+        if spec.kind == "method":
+            assert _arg(spec, "--evaluation.start_results") == str(out / "original" / f"seed{spec.seed}" / sweep.START_RESULTS)
     # the Original is evaluated once per seed; each seed its own --data.seed / --seed_everything
     originals = [spec for spec in runner.calls if spec.kind == "original"]
     assert [_arg(spec, "--data.seed") for spec in originals] == ["0", "1"]
@@ -153,8 +157,8 @@ def test_retrain_runs_once_per_seed_with_the_finetune_recipe_and_the_methods_ben
     with pytest.raises(SystemExit, match="--retrain needs --finetune-config"):
         sweep.sweep([DISP], [0], str(out), overrides=override, retrain=True)
     sweep.sweep([DISP], [0, 1], str(out), finetune_config=FINETUNE, finetune_overrides=["--trainer.max_epochs", "1"], retrain=True)
-    assert [spec.name for spec in runner.calls] == ["original/seed0", "retrain/seed0", "demo_disp/seed0",
-                                                    "original/seed1", "retrain/seed1", "demo_disp/seed1"]
+    assert [spec.name for spec in runner.calls] == ["original/seed0", "retrain/seed0", "original/seed1", "retrain/seed1",
+                                                    "demo_disp/seed0", "demo_disp/seed1"]
     for spec in (spec for spec in runner.calls if spec.kind == "retrain"):
         train = spec.train_args
         assert train[:2] == ["--config", FINETUNE] and "--trainer.max_epochs" in train  # the Original's recipe ...

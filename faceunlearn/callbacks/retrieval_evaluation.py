@@ -10,6 +10,7 @@ them and writes them as tidy CSV. What a fit keeps on disk (history, snapshots, 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +19,14 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from faceunlearn.metrics.benchmarks import EmbeddingTable, evaluate_benchmarks, parse_benchmarks
+from faceunlearn.metrics.benchmarks import EXTENDED_SUFFIX, Benchmark, EmbeddingTable, evaluate_benchmarks, parse_benchmarks
 from faceunlearn.metrics.synced import BenchmarkMetrics
 from faceunlearn.reporting import tidy_rows, write_csv
+from faceunlearn.schedule import FINAL, INTERMEDIATE, START, evaluation_phase
+
+#: how far a recomputed start metric may differ from ``start_results`` (fractions; other batch sizes or threads
+#: or BLAS rounds embeddings differently, a different start model differs by far more)
+START_RESULTS_TOLERANCE = 2e-3
 
 #: The demo's benchmarks (SPEC §5 "forget, base" and the CFP-FP analogue on held-out identities).
 DEFAULT_BENCHMARKS = {
@@ -69,6 +75,16 @@ class RetrievalEvaluation(L.Callback):
         results_csv: where ``validate``/``test`` write the tidy CSV (``method,seed,benchmark,metric,value``);
             default ``<log_dir>/retrieval_metrics.csv`` of the run.
         evaluate_at_start: evaluate the start model at step 0 when a fit starts (not when it resumes).
+        intermediate_benchmarks: the benchmarks of the evaluations between the start and the end of a
+            fit (default: those named ``forget*``); the start and the final evaluations compute all.
+            Every benchmark's name gives today's behaviour of evaluating everything every time.
+        intermediate_distractors: intermediate evaluations also compute the extended (distractor)
+            variants of their benchmarks; off by default, as distractors are most of an evaluation's images.
+        start_results: the start model's metrics, already computed (tidy CSV ``method,seed,benchmark,
+            metric,value``; the sweep passes its Original's ``retrieval_metrics.csv`` for the same forget
+            set): the step-0 evaluation then embeds only what the intermediate benchmarks read, checks
+            those numbers against the file (a different start model, data or benchmark is an error) and
+            takes every other number from it.
     """
 
     def __init__(
@@ -77,9 +93,16 @@ class RetrievalEvaluation(L.Callback):
         ks: list[int] | None = None,
         results_csv: str | None = None,
         evaluate_at_start: bool = True,
+        intermediate_benchmarks: list[str] | None = None,
+        intermediate_distractors: bool = False,
+        start_results: str | None = None,
     ):
         super().__init__()
         self.benchmarks = parse_benchmarks(benchmarks or DEFAULT_BENCHMARKS)
+        #: the benchmarks each phase of a fit computes (faceunlearn.schedule); validate/test: FINAL, all
+        self.phase_benchmarks = phase_benchmarks(self.benchmarks, intermediate_benchmarks, intermediate_distractors, start_results)
+        self.start_results = start_results
+        self._start_metrics = read_start_results(start_results, self.benchmarks) if start_results else None
         self.ks = tuple(ks or (1, 5, 10))
         if min(self.ks) < 1:
             raise ValueError(f"evaluation.ks must be positive integers, got {list(self.ks)}")
@@ -102,6 +125,22 @@ class RetrievalEvaluation(L.Callback):
     def benchmark_subsets(self) -> list[str]:
         """Every DataModule subset some benchmark reads."""
         return sorted(set().union(*(benchmark.subsets for benchmark in self.benchmarks.values())))
+
+    @staticmethod
+    def phase_subsets_for(benchmarks: dict[str, dict] | None, intermediate_benchmarks: list[str] | None,
+                          intermediate_distractors: bool, start_results: str | None, snapshots: list[str] | None,
+                          snapshot_every_evaluation: bool) -> dict[str, list[str]]:
+        """The subsets the start and intermediate evaluations of a fit embed (``data.phase_subsets``,
+        linked by the CLI): their benchmarks' and, at the start (and at every evaluation when asked), the
+        run files' snapshots."""
+        parsed = parse_benchmarks(benchmarks or DEFAULT_BENCHMARKS)
+        phases = phase_benchmarks(parsed, intermediate_benchmarks, intermediate_distractors, start_results)
+        snapshots = set(snapshots or ())
+
+        def subsets(phase, with_snapshots):
+            return sorted(set().union(*(b.subsets for b in phases[phase].values())) | (snapshots if with_snapshots else set()))
+
+        return {START: subsets(START, True), INTERMEDIATE: subsets(INTERMEDIATE, snapshot_every_evaluation)}
 
     @staticmethod
     def subsets_for(benchmarks: dict[str, dict] | None, snapshots: list[str] | None) -> list[str]:
@@ -136,6 +175,8 @@ class RetrievalEvaluation(L.Callback):
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         fitting = trainer.state.fn == "fit"
+        phase = evaluation_phase(trainer)
+        self.metric.benchmarks = self.phase_benchmarks[phase]
         # never an accuracy from a random head: start weights without one get it imprinted first
         head = getattr(pl_module, "head", None) if getattr(pl_module, "head_ready", True) else None
         self.metric.head_weight = head.weight.detach() if head is not None else None
@@ -147,6 +188,8 @@ class RetrievalEvaluation(L.Callback):
             metrics = trainer.strategy.broadcast(metrics, src=0)  # bit-identical on every rank, whatever each computed
         if not metrics:
             return
+        if phase == START and self._start_metrics is not None:
+            metrics = merge_start_results(self._start_metrics, metrics, self.start_results)
         self.seconds += time.perf_counter() - self._started  # embedding + metrics
         self.history.append((trainer.global_step, metrics))
         # Loggers get every evaluation at the number of optimiser steps taken so far (0 = the start model).
@@ -182,6 +225,52 @@ class RetrievalEvaluation(L.Callback):
     def of(cls, trainer: L.Trainer) -> "RetrievalEvaluation":
         """The trainer's evaluation callback (e.g. to read ``history`` after a run)."""
         return next(callback for callback in trainer.callbacks if isinstance(callback, cls))
+
+
+def phase_benchmarks(benchmarks: dict[str, Benchmark], intermediate: list[str] | None, distractors: bool,
+                     start_results: str | None) -> dict[str, dict[str, Benchmark]]:
+    """phase → the benchmarks it computes (``RetrievalEvaluation``'s ``intermediate_*`` arguments)."""
+    names = [name for name in benchmarks if name.startswith("forget")] if intermediate is None else list(intermediate)
+    unknown = [name for name in names if name not in benchmarks]
+    if unknown:
+        raise ValueError(f"evaluation.intermediate_benchmarks: unknown benchmark(s) {unknown}; configured: {', '.join(benchmarks)}")
+    chosen = {name: benchmarks[name] if distractors else dataclasses.replace(benchmarks[name], distractors=())
+              for name in names}
+    return {START: chosen if start_results else dict(benchmarks), INTERMEDIATE: chosen, FINAL: dict(benchmarks)}
+
+
+def read_start_results(path: str, benchmarks: dict[str, Benchmark]) -> dict[str, float]:
+    """``{benchmark/metric: value}`` from a tidy CSV of one model's metrics, holding every benchmark."""
+    import csv
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"evaluation.start_results {path!r} does not exist")
+    with file.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"benchmark", "metric", "value"} <= set(rows[0]):
+        raise ValueError(f"evaluation.start_results {path!r} is not a tidy metrics CSV (benchmark,metric,value columns)")
+    if len({(row.get("method"), row.get("seed")) for row in rows}) > 1:
+        raise ValueError(f"evaluation.start_results {path!r} holds several runs; give the start model's own file")
+    metrics = {f"{row['benchmark']}/{row['metric']}": float(row["value"]) for row in rows}
+    expected = {name + suffix for name, benchmark in benchmarks.items()
+                for suffix in ("", *((EXTENDED_SUFFIX,) if benchmark.distractors else ()))}
+    missing = sorted(expected - {key.partition("/")[0] for key in metrics})
+    if missing:
+        raise ValueError(f"evaluation.start_results {path!r} has no numbers for benchmark(s) {missing}: "
+                         "it was computed with other benchmarks")
+    return metrics
+
+
+def merge_start_results(start: dict[str, float], computed: dict[str, float], path: str) -> dict[str, float]:
+    """The start file's metrics with this run's recomputed ones, after checking they agree."""
+    differing = {key: (start[key], value) for key, value in computed.items()
+                 if key in start and abs(start[key] - value) > START_RESULTS_TOLERANCE}
+    if differing:
+        key, (theirs, ours) = next(iter(differing.items()))
+        raise ValueError(f"evaluation.start_results {path!r} is not this run's start model: {key} is {theirs:.6f} there "
+                         f"but {ours:.6f} here ({len(differing)} metric(s) differ); other start weights, data or benchmarks")
+    return {**start, **computed}
 
 
 def evaluate_now(trainer: L.Trainer) -> None:

@@ -94,8 +94,10 @@ class RunFiles(L.Callback):
             return
         self._record.start(self._resume_step if trainer.ckpt_path is not None else 0)
         snapshot = None
-        if self.snapshots:
-            snapshot = take_snapshot(table, self.snapshots, self.snapshot_max_per_subset)
+        # an intermediate evaluation embeds the snapshot subsets only when every evaluation keeps a snapshot
+        subsets = [name for name in self.snapshots if table.holds(name)]
+        if subsets:
+            snapshot = take_snapshot(table, subsets, self.snapshot_max_per_subset)
             if not self.keep_forget_embeddings:
                 snapshot = without_identities(snapshot, forget_labels(table)) or None
         self._record.record(trainer.global_step, metrics, snapshot, tensorboard_writer(trainer))

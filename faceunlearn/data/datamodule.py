@@ -16,13 +16,14 @@ from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from faceunlearn.data.dataset import ConcatFaceImages, FaceImages, collate_batch, model_input
 from faceunlearn.data.packed import PackedDatasetError, PackedFaces, split_code
-from faceunlearn.data.samplers import IdentityBalancedBatchSampler, RankShard, ShuffledBatchSampler
+from faceunlearn.data.samplers import IdentityBalancedBatchSampler, PhasedBatchSampler, RankShard, ShuffledBatchSampler
 from faceunlearn.data.splits import (
     choose_forget_identities, identity_ids_from_names, protocol_splits, split_forget_images, split_per_identity,
 )
 from faceunlearn.data.synthetic import build_synthetic_dataset
 from faceunlearn.data.views import TwoViews, build_view_pipeline
 from faceunlearn.paths import expand_path
+from faceunlearn.schedule import PHASES, evaluation_phase
 
 
 #: row sets that feed training only; every other named set is an evaluation subset
@@ -158,6 +159,10 @@ class FaceDataModule(L.LightningDataModule):
         num_workers: DataLoader workers (0 reads in the main process; the data is a memory map).
         eval_subsets: the subsets ``val_dataloader``/``test_dataloader`` embed (None: all). The CLI links it
             from the evaluation callback's benchmarks and snapshots (``RetrievalEvaluation.subsets_for``).
+        phase_subsets: the subsets a fit's ``start`` and ``intermediate`` evaluations embed (``{phase:
+            [names]}``, ``faceunlearn.schedule``; a phase not named embeds ``eval_subsets``). The fit's
+            evaluation loader then yields, each time it is iterated, only the images of the evaluation
+            under way. The CLI links it from the evaluation callback (``RetrievalEvaluation.phase_subsets_for``).
     """
 
     def __init__(
@@ -186,6 +191,7 @@ class FaceDataModule(L.LightningDataModule):
         forget_images: Literal["uniform", "cycle"] = "uniform",
         num_workers: int = 0,
         eval_subsets: list[str] | None = None,
+        phase_subsets: dict[str, list[str]] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -395,24 +401,48 @@ class FaceDataModule(L.LightningDataModule):
         Under ``torch.distributed`` each rank reads its contiguous block (``RankShard``, no padding)
         unless ``shard`` is False. (With Lightning's ``use_distributed_sampler`` on, Lightning swaps in a
         DistributedSampler instead, whose padding duplicates the evaluation drops by image id.)"""
+        dataset, _ = self._eval_dataset(names)
+        order = RankShard(len(dataset)) if shard else SequentialSampler(range(len(dataset)))
+        return self._loader(dataset, BatchSampler(order, self.hparams.eval_batch_size, drop_last=False))
+
+    def _eval_dataset(self, names=None) -> tuple[ConcatFaceImages, dict[str, np.ndarray]]:
+        """Every image of the named subsets once, in stored order, and each subset's positions in it."""
         names = list(names or self.subsets)
         known = set(self.subsets)
         unknown = [name for name in names if name not in known]
         if unknown:
             raise KeyError(f"unknown evaluation subset(s) {unknown}; known: {', '.join(sorted(known))}")
-        parts = []
+        parts, positions, start = [], {}, 0
         for index, prefix, packed, subsets in self._sources():
-            wanted = [subsets[name[len(prefix):]] for name in names if name.startswith(prefix) and name[len(prefix):] in subsets
-                      and (prefix or SOURCE_SEPARATOR not in name)]
-            if wanted:
+            mine = [name for name in names if name.startswith(prefix) and name[len(prefix):] in subsets
+                    and (prefix or SOURCE_SEPARATOR not in name)]
+            if mine:
                 offset = index << SOURCE_OFFSET_BITS
-                parts.append(FaceImages(packed, np.unique(np.concatenate(wanted)), image_id_offset=offset, label_offset=offset))
-        dataset = ConcatFaceImages(parts)
-        order = RankShard(len(dataset)) if shard else SequentialSampler(range(len(dataset)))
-        return self._loader(dataset, BatchSampler(order, self.hparams.eval_batch_size, drop_last=False))
+                rows = np.unique(np.concatenate([subsets[name[len(prefix):]] for name in mine]))
+                parts.append(FaceImages(packed, rows, image_id_offset=offset, label_offset=offset))
+                positions.update({name: start + np.searchsorted(rows, subsets[name[len(prefix):]]) for name in mine})
+                start += len(rows)
+        return ConcatFaceImages(parts), positions
 
     def val_dataloader(self) -> DataLoader:
-        return self.eval_dataloader(self.hparams.eval_subsets)
+        phases = self.hparams.phase_subsets
+        if not phases:
+            return self.eval_dataloader(self.hparams.eval_subsets)
+        # one loader for every evaluation of the fit: each iteration yields the images of the one under way
+        dataset, positions = self._eval_dataset(self.hparams.eval_subsets)
+        everything = np.arange(len(dataset))
+        by_phase = {phase: everything for phase in PHASES}
+        for phase, names in phases.items():
+            if phase not in PHASES:
+                raise ValueError(f"data.phase_subsets: unknown evaluation phase {phase!r}; known: {', '.join(PHASES)}")
+            missing = [name for name in names if name not in positions]
+            if missing:
+                raise ValueError(f"data.phase_subsets.{phase}: {missing} are not among data.eval_subsets")
+            by_phase[phase] = np.unique(np.concatenate([positions[name] for name in names])) if names else everything[:0]
+        return self._loader(dataset, PhasedBatchSampler(by_phase, self.hparams.eval_batch_size, self._evaluation_phase))
+
+    def _evaluation_phase(self) -> str:
+        return evaluation_phase(getattr(self, "trainer", None))
 
     def test_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.hparams.eval_subsets)

@@ -190,3 +190,33 @@ class IdentityBalancedBatchSampler(_EpochSeeded):
         position = torch.where(position < n[..., None], position, position - n[..., None])
         columns = permutations[(appearance // c)[..., None], chosen[..., None], position]
         return self.table[chosen[..., None], columns].flatten(1)
+
+
+class PhasedBatchSampler(Sampler[list[int]]):
+    """Batches over the dataset positions of the evaluation under way: ``positions[phase()]``.
+
+    ``phase`` (``faceunlearn.schedule.evaluation_phase`` of the trainer) is asked when iteration
+    starts, so one DataLoader serves the start, intermediate and final evaluations of a fit, each
+    embedding only the images its benchmarks read. Positions are sorted; under ``torch.distributed``
+    each rank reads its contiguous block of them (as ``RankShard``). ``len`` is the largest phase's.
+    """
+
+    def __init__(self, positions: dict[str, np.ndarray], batch_size: int, phase, shard: bool = True):
+        self.positions = {name: np.sort(np.asarray(value, dtype=np.int64)) for name, value in positions.items()}
+        self.batch_size = batch_size
+        self.phase = phase
+        self.shard = shard
+
+    def _mine(self, positions: np.ndarray) -> np.ndarray:
+        if not self.shard:
+            return positions
+        rank, world = _rank_and_world()
+        return positions[rank * len(positions) // world:(rank + 1) * len(positions) // world]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        positions = self._mine(self.positions[self.phase()])
+        for start in range(0, len(positions), self.batch_size):
+            yield positions[start:start + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return max(-(-len(self._mine(p)) // self.batch_size) for p in self.positions.values())

@@ -17,9 +17,12 @@
 * **Step 0 once per seed.** The Original is evaluated once per seed and scenario, with the data and
   evaluation settings of the scenario's first method config (a ``validate`` run, folder
   ``original/seed<K>``, or ``original_<scenario>/seed<K>`` outside the main protocol): the tables'
-  Original row. Method runs keep their own step-0 evaluation (a few seconds on the demo), so each
-  run folder's curves and embedding snapshots (the t-SNE's "before" panels) start at the Original;
-  their last evaluation (after training) is their result.
+  Original row. The Originals (and Retrains) run first; a method run whose data, benchmarks and
+  forward settings are the Original's (``same_start_evaluation``) then takes its step-0 numbers from
+  the Original's ``retrieval_metrics.csv`` (``--evaluation.start_results``): at step 0 it embeds only
+  what its forget benchmarks (and embedding snapshots) read, checks those numbers against the
+  Original's, and copies the rest, so its curves and snapshots still start at the Original without
+  embedding the retention benchmarks and distractors again. Its last evaluation is its result.
 * **Resumable.** A run whose folder holds ``done.json`` is skipped (with a warning if it was made
   with other settings: the config file's content, the overrides or the start weights). A folder
   without ``done.json`` (a killed or crashed run) is moved aside to ``<run>.crashed-<timestamp>``
@@ -311,10 +314,39 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
             weights = start_weights[info.scenario]
             directory = layout.run_dir(out, info.stem, seed)
             forced = originals.get(info.scenario)  # None: the config's own init_weights (= weights, checked)
-            specs.append(RunSpec("method", info.path, info.stem, seed, info.scenario, directory,
-                                 run_args(info.path, seed, directory, overrides, forced),
+            args = run_args(info.path, seed, directory, overrides, forced)
+            first = by_scenario[info.scenario][0]
+            if same_start_evaluation(info.path, first.path):  # its step 0 is the Original's evaluation: reuse it
+                original_dir = layout.run_dir(out, layout.original_stem(info.scenario), seed)
+                args += ["--evaluation.start_results", str(original_dir / START_RESULTS)]
+            specs.append(RunSpec("method", info.path, info.stem, seed, info.scenario, directory, args,
                                  weights, settings(info.path, weights)))
     return specs
+
+
+#: the Original's metrics file in its run folder (``RetrievalEvaluation``'s ``validate`` CSV)
+START_RESULTS = "retrieval_metrics.csv"
+#: the model settings that change a start model's embeddings (beside its weights, the same per scenario)
+FORWARD_SETTINGS = ("backbone", "embedding_size", "input_mean", "input_std", "forward_chunk_size", "channels_last", "scale", "margin")
+
+
+def same_start_evaluation(config: str, original_config: str) -> bool:
+    """Whether a method config's step-0 evaluation is its scenario's Original evaluation (made with
+    ``original_config``): the same data, benchmarks and forward settings. Then the method run takes
+    the Original's numbers (``--evaluation.start_results``) and embeds only the forget benchmarks at
+    step 0, checking them against the Original's."""
+    from faceunlearn.configs import ConfigFileError, read_config
+
+    try:
+        mine, theirs = read_config(config).document, read_config(original_config).document
+    except ConfigFileError:
+        return False
+
+    def forward(document):
+        init_args = (document.get("model") or {}).get("init_args") or {}
+        return {key: init_args.get(key) for key in FORWARD_SETTINGS}
+
+    return all(mine.get(key) == theirs.get(key) for key in ("data", "evaluation")) and forward(mine) == forward(theirs)
 
 
 def retrain_spec(retrain: tuple[str, list[str]], eval_config: str, scenario: str, seed: int, out: Path,
@@ -456,8 +488,15 @@ def execute(specs: list[RunSpec], runner=None, launcher=None) -> list[RunSpec]:
             if isinstance(outcome, BaseException):
                 return  # here, the first failure stops the sweep
 
+    def waves():
+        """The Originals (and Retrains) first, then the method runs, which read their Original's step-0
+        numbers (``--evaluation.start_results``); a failure in the first wave starts no method run."""
+        for wave in ([spec for spec in todo if spec.kind != "method"], [spec for spec in todo if spec.kind == "method"]):
+            if wave and failure is None:
+                yield from (launcher or in_this_process)(wave)
+
     failure, reported = None, set()
-    for spec, result, seconds in (launcher or in_this_process)(todo):
+    for spec, result, seconds in waves():
         reported.add(spec.name)
         if isinstance(result, BaseException):
             print(f"[sweep] run {spec.name} failed; the next sweep moves its folder aside and redoes it", flush=True)

@@ -3,6 +3,8 @@
 - ``retrieval``: exact full-ranking mAP and CMC R@k by chunked rank counting (base and
   distractor-extended galleries in one pass);
 - ``neighbours``: FAISS top-k neighbour lists and search-based R@k;
+- ``index_search``: galleries past memory in a FAISS index (flat/IVF, GPU, sharded), filled in
+  chunks: R@k and the truncated mAP@k (imports FAISS: ``from faceunlearn.metrics.index_search import ...``);
 - ``chance``: the exact mAP and R@k of a random ranking of a benchmark's composition;
 - ``verification``: 1:1 TAR at FAR (exact, chunked radix selection);
 - ``compactness``: Cluster Compactness (paper Eq. 10), closed form;

@@ -81,6 +81,14 @@ class EmbeddingTable:
         self.subsets = subsets
         self._cache: dict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
+    def holds(self, name: str) -> bool:
+        """Whether every image of subset ``name`` was embedded in this evaluation."""
+        if name not in self.subsets:
+            return False
+        wanted = torch.from_numpy(np.asarray(self.subsets[name])).to(self.image_ids)
+        found = torch.searchsorted(self.sorted_ids, wanted).clamp_max(max(len(self.sorted_ids) - 1, 0))
+        return len(self.sorted_ids) > 0 and bool(torch.equal(self.sorted_ids[found], wanted))
+
     def take(self, names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if names not in self._cache:
             missing = [name for name in names if name not in self.subsets]

@@ -1,0 +1,152 @@
+"""Retrieval against galleries past memory: a FAISS index, filled in chunks, answers R@k and mAP@k.
+
+The exact engine (``retrieval.py``) ranks every gallery item and stays the reference and the
+default. For deployment-scale galleries (10⁷–10⁸ faces) ``GalleryIndex`` keeps the gallery only
+inside a FAISS index — ``flat`` (exact inner products) or ``ivf`` (IVF-Flat, approximate, ``nprobe``
+lists searched), on the GPU(s) when FAISS has GPU support (``shard`` splits it over all visible
+GPUs) — and is added to chunk by chunk (``add``), so the gallery never sits in memory as one tensor.
+Only its labels and image ids (8 bytes each) are kept beside it.
+
+``truncated_retrieval`` then reports, from a top-``k`` search (own image excluded by image id):
+
+* ``R@j`` for j ≤ k: CMC recall (FAISS's order at exact ties);
+* ``mAP@k``: the truncated mean average precision,
+  AP@k(q) = (1/n_q) · Σ_{i ≤ k} P@i · rel_i, with n_q the number of q's relevant gallery items —
+  relevant items ranked below k add nothing, so mAP@k ≤ mAP, equal when all of them are in the top k.
+  Named ``mAP@k`` so it is never mistaken for the exact full-ranking mAP.
+"""
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+from .checks import check_ks, unit_rows, vector
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as error:  # a clear one-line message instead of a traceback deep in FAISS
+        raise ImportError("the FAISS engine needs faiss: pip install 'faceunlearn[models]' (faiss-cpu) or faiss-gpu") from error
+    return faiss
+
+
+class GalleryIndex:
+    """A gallery held in a FAISS inner-product index, with its labels and image ids beside it.
+
+    Args:
+        dim: embedding dimension.
+        kind: ``flat`` (exact) or ``ivf`` (IVF-Flat with ``nlist`` lists; trained on the first chunk added,
+            which must hold at least ``nlist`` rows; FAISS warns below 39 per list).
+        nprobe: lists an ``ivf`` search visits (recall against speed).
+        device: ``cpu``, ``gpu`` or ``auto`` (GPU when FAISS has GPU support and a GPU is visible).
+        shard: on several GPUs, split the gallery over all of them (else each holds a replica).
+    """
+
+    def __init__(self, dim: int, kind: Literal["flat", "ivf"] = "flat", nlist: int = 1024, nprobe: int = 16,
+                 device: Literal["cpu", "gpu", "auto"] = "auto", shard: bool = True):
+        faiss = _faiss()
+        if kind not in ("flat", "ivf"):
+            raise ValueError(f"index kind must be 'flat' or 'ivf', got {kind!r}")
+        self.dim, self.kind, self.nlist, self.nprobe = dim, kind, nlist, nprobe
+        gpus = faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
+        if device == "gpu" and gpus == 0:
+            raise RuntimeError("GalleryIndex(device='gpu'): this FAISS build sees no GPU (install faiss-gpu, or use device='cpu')")
+        self.on_gpu = device != "cpu" and gpus > 0
+        if kind == "flat":
+            index = faiss.IndexFlatIP(dim)
+        else:
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        if self.on_gpu:
+            options = faiss.GpuMultipleClonerOptions()
+            options.shard = shard
+            index = faiss.index_cpu_to_all_gpus(index, co=options)
+        self.index = index
+        self._labels: list[np.ndarray] = []
+        self._ids: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, embeddings: torch.Tensor, labels: torch.Tensor, image_ids: torch.Tensor) -> None:
+        """Add one chunk of gallery rows (normalised here); an ``ivf`` index trains on its first chunk."""
+        rows = unit_rows(embeddings, "gallery", torch.device("cpu")).contiguous().numpy()
+        if rows.shape[1] != self.dim:
+            raise ValueError(f"embedding dim mismatch: index has d={self.dim}, chunk has d={rows.shape[1]}")
+        labels = vector(labels, len(rows), "labels", "gallery", torch.device("cpu")).long().numpy()
+        image_ids = vector(image_ids, len(rows), "image_ids", "gallery", torch.device("cpu")).long().numpy()
+        if not self.index.is_trained:
+            if len(rows) < self.nlist:
+                raise ValueError(f"an ivf index with nlist={self.nlist} trains on its first chunk, which has only {len(rows)} rows")
+            self.index.train(rows)
+        self.index.add(rows)
+        self._labels.append(labels)
+        self._ids.append(image_ids)
+
+    @property
+    def labels(self) -> np.ndarray:
+        self._labels = [np.concatenate(self._labels)] if len(self._labels) > 1 else self._labels
+        return self._labels[0] if self._labels else np.zeros(0, dtype=np.int64)
+
+    @property
+    def image_ids(self) -> np.ndarray:
+        self._ids = [np.concatenate(self._ids)] if len(self._ids) > 1 else self._ids
+        return self._ids[0] if self._ids else np.zeros(0, dtype=np.int64)
+
+    def search(self, query: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores [Q, k], positions [Q, k]) of the top ``k`` (position −1 where fewer exist)."""
+        rows = unit_rows(query, "query", torch.device("cpu")).contiguous().numpy()
+        if hasattr(self.index, "nprobe"):
+            self.index.nprobe = self.nprobe
+        elif self.kind == "ivf":  # a GPU clone: set nprobe through the parameter space
+            _faiss().GpuParameterSpace().set_index_parameter(self.index, "nprobe", self.nprobe)
+        return self.index.search(rows, k)
+
+
+@torch.no_grad()
+def truncated_retrieval(query: torch.Tensor, query_labels: torch.Tensor, index: GalleryIndex, k: int = 100,
+                        query_ids: torch.Tensor | None = None, ks: Sequence[int] = (1, 5, 10),
+                        chunk: int = 8192) -> dict[str, float]:
+    """``R@j`` (j in ``ks``, each ≤ k) and ``mAP@k`` (module docstring) of ``query`` against ``index``.
+
+    Queries without a relevant gallery item (other than their own image) are left out, as in the
+    exact engine; ``num_queries`` counts the rest.
+    """
+    ks = check_ks(ks)
+    if max(ks) > k:
+        raise ValueError(f"R@{max(ks)} needs a search of at least k={max(ks)}, got k={k}")
+    query_labels = vector(query_labels, query.shape[0], "query_labels", "query", torch.device("cpu")).long().numpy()
+    own = None if query_ids is None else vector(query_ids, query.shape[0], "query_ids", "query", torch.device("cpu")).long().numpy()
+    gallery_labels, gallery_ids = index.labels, index.image_ids
+    values, counts = np.unique(gallery_labels, return_counts=True)
+    at = np.searchsorted(values, query_labels).clip(max=max(len(values) - 1, 0))
+    relevant = np.where(values[at] == query_labels, counts[at], 0) if len(values) else np.zeros(len(query_labels), np.int64)
+    if own is not None:  # the own image in the gallery is not a relevant item for its query
+        order = np.argsort(gallery_ids, kind="stable")
+        where = np.searchsorted(gallery_ids[order], own).clip(max=max(len(order) - 1, 0))
+        in_gallery = (gallery_ids[order][where] == own) if len(order) else np.zeros(len(own), bool)
+        relevant = relevant - (in_gallery & (gallery_labels[order][where] == query_labels))
+    search_k = min(k + int(own is not None), len(index))
+    hits_at = {j: 0 for j in ks}
+    ap_sum, evaluated = 0.0, int((relevant > 0).sum())
+    for start in range(0, len(query_labels), chunk):
+        _, positions = index.search(query[start:start + chunk], search_k)
+        valid = positions >= 0
+        if own is not None:  # drop the own image, keep the order of the rest, take the top k
+            valid &= gallery_ids[positions.clip(min=0)] != own[start:start + chunk, None]
+        keep = np.argsort(~valid, axis=1, kind="stable")[:, :k]
+        positions, valid = np.take_along_axis(positions, keep, 1), np.take_along_axis(valid, keep, 1)
+        labels = query_labels[start:start + chunk]
+        hit = valid & (gallery_labels[positions.clip(min=0)] == labels[:, None])
+        counted = relevant[start:start + chunk] > 0
+        for j in ks:
+            hits_at[j] += int((hit[:, :j].any(1) & counted).sum())
+        precision_at = np.cumsum(hit, axis=1) / np.arange(1, hit.shape[1] + 1)
+        ap = (precision_at * hit).sum(1) / np.maximum(relevant[start:start + chunk], 1)
+        ap_sum += float(ap[counted].sum())
+    out = {f"R@{j}": hits_at[j] / evaluated if evaluated else float("nan") for j in ks}
+    out[f"mAP@{k}"] = ap_sum / evaluated if evaluated else float("nan")
+    out["num_queries"] = evaluated
+    return out
