@@ -70,8 +70,17 @@ class GalleryIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
+    def train(self, sample: torch.Tensor) -> None:
+        """Train an ``ivf`` index's lists on ``sample`` (rows drawn across the whole gallery: training on the
+        first chunk alone fits the lists to whatever that chunk holds, and recall suffers)."""
+        rows = unit_rows(sample, "sample", torch.device("cpu")).contiguous().numpy()
+        if len(rows) < self.nlist:
+            raise ValueError(f"an ivf index with nlist={self.nlist} needs at least {self.nlist} training rows, got {len(rows)}")
+        self.index.train(rows)
+
     def add(self, embeddings: torch.Tensor, labels: torch.Tensor, image_ids: torch.Tensor) -> None:
-        """Add one chunk of gallery rows (normalised here); an ``ivf`` index trains on its first chunk."""
+        """Add one chunk of gallery rows (normalised here); an untrained ``ivf`` index trains on this first
+        chunk (better: ``train`` on a sample of the whole gallery first)."""
         rows = unit_rows(embeddings, "gallery", torch.device("cpu")).contiguous().numpy()
         if rows.shape[1] != self.dim:
             raise ValueError(f"embedding dim mismatch: index has d={self.dim}, chunk has d={rows.shape[1]}")
