@@ -20,6 +20,8 @@ def test_truncated_retrieval_matches_the_exact_engine(kind):
     gallery, labels, ids = _data()
     query, query_labels, query_ids = gallery[::2], labels[::2], ids[::2]  # queries inside the gallery: own image excluded
     index = GalleryIndex(16, kind=kind, nlist=8, nprobe=8, device="cpu")  # nprobe = nlist: an exhaustive ivf search
+    if kind == "ivf":
+        index.train(gallery[::3])  # lists from a sample across the gallery, before the chunks arrive
     for start in range(0, len(gallery), 50):  # added chunk by chunk
         index.add(gallery[start:start + 50], labels[start:start + 50], ids[start:start + 50])
     assert len(index) == len(gallery)
@@ -40,5 +42,7 @@ def test_bad_index_input_says_what_is_wrong():
     index.add(gallery, labels, ids)
     with pytest.raises(ValueError, match="needs a search of at least k=10"):
         truncated_retrieval(gallery, labels, index, k=5, ks=(1, 10))
+    with pytest.raises(ValueError, match="needs at least 64 training rows"):
+        GalleryIndex(16, kind="ivf", nlist=64, device="cpu").train(gallery[:10])
     with pytest.raises(ValueError, match="kind must be"):
         GalleryIndex(16, kind="hnsw")
