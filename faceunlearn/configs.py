@@ -11,6 +11,8 @@ Our configs compose from files with jsonargparse's own means:
 Paths are relative to the file that names them, as jsonargparse reads them. Commands that look
 at a config without running it (``check-disjoint``, the sweep's config digest, ``tune``'s
 ``best.yaml``) read it through ``read_config``; the CLI itself is the reference (tests compare).
+``same_start_evaluation`` tells whether two configs evaluate the same start model the same way
+(the sweep and the demo then share one step-0 evaluation).
 """
 
 from __future__ import annotations
@@ -85,3 +87,24 @@ def read_config(path: str | os.PathLike) -> ResolvedConfig:
         else:
             resolved.document[key] = value
     return resolved
+
+
+#: the model settings that change a start model's embeddings (beside its weights, the same per scenario)
+FORWARD_SETTINGS = ("backbone", "embedding_size", "input_mean", "input_std", "forward_chunk_size", "channels_last", "scale", "margin")
+
+
+def same_start_evaluation(config: str, original_config: str) -> bool:
+    """Whether a method config's step-0 evaluation is its scenario's Original evaluation (made with
+    ``original_config``): the same data, benchmarks and forward settings. Then the method run takes
+    the Original's numbers (``--evaluation.start_results``) and embeds only the forget benchmarks at
+    step 0, checking them against the Original's."""
+    try:
+        mine, theirs = read_config(config).document, read_config(original_config).document
+    except ConfigFileError:
+        return False
+
+    def forward(document):
+        init_args = (document.get("model") or {}).get("init_args") or {}
+        return {key: init_args.get(key) for key in FORWARD_SETTINGS}
+
+    return all(mine.get(key) == theirs.get(key) for key in ("data", "evaluation")) and forward(mine) == forward(theirs)

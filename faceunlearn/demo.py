@@ -16,6 +16,7 @@ from pathlib import Path
 from faceunlearn.atomic import write_text_atomic
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.cli import cli_main
+from faceunlearn.configs import same_start_evaluation
 from faceunlearn.reporting import markdown_table, tidy_rows, write_csv
 
 
@@ -39,8 +40,6 @@ def run_demo(finetune_config: str, unlearn_configs: list[str], out_dir: str, met
         timings.append(("Original model: CosFace training", time.perf_counter() - start))
     else:
         timings.append((f"Original model: reused {original_ckpt}", 0.0))
-
-    from faceunlearn.experiments.sweep import same_start_evaluation
 
     rows, before, final_metrics = [], None, []
     start_results = Path(out_dir) / "original_metrics.csv"

@@ -36,28 +36,3 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's content (start weights are identified by it in checkpoints and sweeps)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def config_group_files(config: str | os.PathLike, document: dict | None = None) -> dict[str, Path]:
-    """The file-valued top-level groups of a config (``data: protocols/x.yaml``), group → path.
-
-    Paths are relative to the config's folder, as jsonargparse reads them; whether each exists is
-    the caller's question. ``document`` is the config already parsed (read from ``config`` if None).
-    """
-    if document is None:
-        import yaml
-
-        document = yaml.safe_load(Path(config).read_text()) or {}
-    if not isinstance(document, dict):
-        return {}
-    return {group: Path(config).parent / value for group, value in document.items()
-            if isinstance(value, str) and value.endswith((".yaml", ".yml"))}

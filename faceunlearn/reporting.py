@@ -13,6 +13,10 @@ TABLE_METRICS = ("mAP", "R@1", "CS", "acc")
 CHANCE_PREFIX = "chance_"
 
 
+#: the tidy metrics CSV that ``validate``/``test`` write into a run's log dir (RetrievalEvaluation)
+RESULTS_CSV = "retrieval_metrics.csv"
+
+
 def tidy_rows(method: str, seed: int, metrics: dict[str, float], table_metrics=TABLE_METRICS) -> list[dict]:
     """Rows from callback metrics named ``<benchmark>/<metric>`` (values as fractions).
 

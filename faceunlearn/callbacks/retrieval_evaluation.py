@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from faceunlearn.metrics.benchmarks import EXTENDED_SUFFIX, Benchmark, EmbeddingTable, evaluate_benchmarks, parse_benchmarks
 from faceunlearn.metrics.synced import BenchmarkMetrics
-from faceunlearn.reporting import tidy_rows, write_csv
+from faceunlearn.reporting import RESULTS_CSV, tidy_rows, write_csv
 from faceunlearn.schedule import FINAL, INTERMEDIATE, START, evaluation_phase
 
 #: how far a recomputed start metric may differ from ``start_results`` (fractions; other batch sizes or threads
@@ -206,7 +206,7 @@ class RetrievalEvaluation(L.Callback):
         if trainer.state.fn in ("validate", "test"):
             rank_zero_info(format_metrics(metrics))
             # trainer.log_dir is a collective under DDP: every rank asks, rank 0 writes
-            path = Path(self.results_csv or Path(trainer.log_dir or "lightning_logs") / "retrieval_metrics.csv")
+            path = Path(self.results_csv or Path(trainer.log_dir or "lightning_logs") / RESULTS_CSV)
             if trainer.is_global_zero:
                 seed = getattr(trainer.datamodule, "hparams", {}).get("seed", "")
                 write_csv(tidy_rows(type(pl_module).__name__, seed, metrics, table_metrics=None), path)

@@ -50,6 +50,12 @@ class _EpochSeeded:
         return len(range(rank, self.num_batches, world))
 
 
+def rank_block(num_items: int) -> range:
+    """This rank's contiguous block of ``0..num_items−1`` (blocks differ in length by at most one)."""
+    rank, world = _rank_and_world()
+    return range(rank * num_items // world, (rank + 1) * num_items // world)
+
+
 class RankShard(Sampler[int]):
     """Items ``0..num_items−1`` in order, this rank's contiguous block of them under ``torch.distributed``.
 
@@ -62,8 +68,7 @@ class RankShard(Sampler[int]):
         self.num_items = num_items
 
     def _block(self) -> range:
-        rank, world = _rank_and_world()
-        return range(rank * self.num_items // world, (rank + 1) * self.num_items // world)
+        return rank_block(self.num_items)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._block())
@@ -210,8 +215,8 @@ class PhasedBatchSampler(Sampler[list[int]]):
     def _mine(self, positions: np.ndarray) -> np.ndarray:
         if not self.shard:
             return positions
-        rank, world = _rank_and_world()
-        return positions[rank * len(positions) // world:(rank + 1) * len(positions) // world]
+        block = rank_block(len(positions))
+        return positions[block.start:block.stop]
 
     def __iter__(self) -> Iterator[list[int]]:
         positions = self._mine(self.positions[self.phase()])

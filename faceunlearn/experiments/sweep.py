@@ -51,8 +51,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faceunlearn.configs import same_start_evaluation
 from faceunlearn.experiments import layout
-from faceunlearn.reporting import tidy_rows, write_csv
+from faceunlearn.reporting import RESULTS_CSV, tidy_rows, write_csv
 
 SCENARIO_UNSET = "synthetic"
 #: LightningCLI warns when given args while sys.argv also has some: the sweep's own command line, expected here
@@ -325,28 +326,7 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
 
 
 #: the Original's metrics file in its run folder (``RetrievalEvaluation``'s ``validate`` CSV)
-START_RESULTS = "retrieval_metrics.csv"
-#: the model settings that change a start model's embeddings (beside its weights, the same per scenario)
-FORWARD_SETTINGS = ("backbone", "embedding_size", "input_mean", "input_std", "forward_chunk_size", "channels_last", "scale", "margin")
-
-
-def same_start_evaluation(config: str, original_config: str) -> bool:
-    """Whether a method config's step-0 evaluation is its scenario's Original evaluation (made with
-    ``original_config``): the same data, benchmarks and forward settings. Then the method run takes
-    the Original's numbers (``--evaluation.start_results``) and embeds only the forget benchmarks at
-    step 0, checking them against the Original's."""
-    from faceunlearn.configs import ConfigFileError, read_config
-
-    try:
-        mine, theirs = read_config(config).document, read_config(original_config).document
-    except ConfigFileError:
-        return False
-
-    def forward(document):
-        init_args = (document.get("model") or {}).get("init_args") or {}
-        return {key: init_args.get(key) for key in FORWARD_SETTINGS}
-
-    return all(mine.get(key) == theirs.get(key) for key in ("data", "evaluation")) and forward(mine) == forward(theirs)
+START_RESULTS = RESULTS_CSV
 
 
 def retrain_spec(retrain: tuple[str, list[str]], eval_config: str, scenario: str, seed: int, out: Path,
