@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from faceunlearn.callbacks import RetrievalEvaluation
+from faceunlearn.callbacks.retrieval_evaluation import START_RESULTS_TOLERANCE
 from faceunlearn.cli import cli_main
 from faceunlearn.configs import ConfigFileError, read_config
 
@@ -139,7 +140,8 @@ def test_intermediate_evaluations_compute_the_forget_benchmarks_only_with_the_sa
     assert "retain/mAP" in lean[-1][1] and "forget_extended/mAP" in lean[-1][1]
     for (_, lean_metrics), (_, full_metrics) in zip(lean[1:-1], full[1:-1]):
         assert {key.partition("/")[0] for key in lean_metrics} == {"forget"}
-        assert lean_metrics == {key: full_metrics[key] for key in lean_metrics}
+        # the same images, embedded in other batches: equal up to float rounding (another CPU may block differently)
+        assert lean_metrics == pytest.approx({key: full_metrics[key] for key in lean_metrics}, abs=1e-4)
         assert "retain/mAP" in full_metrics and "forget_extended/mAP" in full_metrics
 
 
@@ -154,7 +156,8 @@ def test_start_results_replace_the_step0_evaluation_and_must_match_the_start_mod
     fit = _fit(tmp_path, random_packed, "shared", epochs=1, extra=["--evaluation.start_results", str(original)])
     start = RetrievalEvaluation.of(fit.trainer).history[0][1]
     assert start.keys() == expected.keys() and "retain/mAP" in start
-    assert all(abs(start[key] - value) < 1e-6 for key, value in expected.items())
+    assert all(start[key] == value for key, value in expected.items() if not key.startswith("forget/"))  # copied
+    assert start == pytest.approx(expected, abs=START_RESULTS_TOLERANCE)  # the forget benchmark recomputed, checked
     for row in rows:
         row["value"] = float(row["value"]) + (0.2 if row["benchmark"] == "forget" and row["metric"] == "mAP" else 0)
     wrong = tmp_path / "wrong.csv"
