@@ -95,7 +95,7 @@ FORWARD_SETTINGS = ("backbone", "embedding_size", "input_mean", "input_std", "fo
 
 def same_start_evaluation(config: str, original_config: str) -> bool:
     """Whether a method config's step-0 evaluation is its scenario's Original evaluation (made with
-    ``original_config``): the same data, benchmarks and forward settings. Then the method run takes
+    ``original_config``): the same data, benchmarks, forward settings and precision. Then the method run takes
     the Original's numbers (``--evaluation.start_results``) and embeds only the forget benchmarks at
     step 0, checking them against the Original's."""
     try:
@@ -105,6 +105,7 @@ def same_start_evaluation(config: str, original_config: str) -> bool:
 
     def forward(document):
         init_args = (document.get("model") or {}).get("init_args") or {}
-        return {key: init_args.get(key) for key in FORWARD_SETTINGS}
+        precision = (document.get("trainer") or {}).get("precision")  # bf16 embeddings differ from float32 ones
+        return {key: init_args.get(key) for key in FORWARD_SETTINGS} | {"precision": precision}
 
     return all(mine.get(key) == theirs.get(key) for key in ("data", "evaluation")) and forward(mine) == forward(theirs)

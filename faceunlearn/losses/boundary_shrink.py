@@ -13,6 +13,7 @@ are the tensor arithmetic around it.
 import torch
 
 from faceunlearn.losses.cosface import cosface_loss
+from faceunlearn.losses.float32 import float32
 
 
 def fgsm_images(
@@ -38,6 +39,7 @@ def nearest_boundary_labels(cosine_adversarial: torch.Tensor) -> torch.LongTenso
     return cosine_adversarial.detach().argmax(dim=1)
 
 
+@float32
 def boundary_shrink_loss(
     cosine: torch.Tensor, neighbour_labels: torch.Tensor, scale: float = 64.0, margin: float = 0.4
 ) -> torch.Tensor:

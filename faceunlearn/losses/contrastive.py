@@ -13,7 +13,10 @@ the graph, never NaN. The retain CosFace term ``λ·L_cos`` is the caller's busi
 import torch
 import torch.nn.functional as F
 
+from faceunlearn.losses.float32 import float32
 
+
+@float32
 def contrastive_unlearning_loss(
     forget: torch.Tensor,
     forget_labels: torch.Tensor,

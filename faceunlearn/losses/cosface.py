@@ -2,8 +2,10 @@
 
 import torch
 import torch.nn.functional as F
+from faceunlearn.losses.float32 import float32
 
 
+@float32
 def cosface_loss(cosine: torch.Tensor, labels: torch.Tensor, scale: float = 64.0, margin: float = 0.4) -> torch.Tensor:
     """``L_cos = CE(s·(cos θ_j − m·[j = y]), y)``, mean over the batch.
 

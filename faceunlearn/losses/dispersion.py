@@ -11,6 +11,7 @@ sampler makes this impossible during unlearning; it can only arise from hand-mad
 
 import torch
 import torch.nn.functional as F
+from faceunlearn.losses.float32 import float32
 
 
 def _positive_similarities(embeddings: torch.Tensor, labels: torch.Tensor):
@@ -21,6 +22,7 @@ def _positive_similarities(embeddings: torch.Tensor, labels: torch.Tensor):
     return similarity, positives
 
 
+@float32
 def dispersion_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
     """Eq. 5: ``L_disp = 1/|A| Σ_{i∈A} 1/|P(i)| Σ_{p∈P(i)} max(ẑ_iᵀẑ_p − m_d, 0)``."""
     similarity, positives = _positive_similarities(embeddings, labels)
@@ -32,6 +34,7 @@ def dispersion_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: floa
     return (hinge.sum(dim=1)[anchors] / num_positives[anchors]).mean()
 
 
+@float32
 def hard_dispersion_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
     """Eq. 6: ``L_hard = 1/|A| Σ_{i∈A} max(max_{p∈P(i)} ẑ_iᵀẑ_p − m_d, 0)`` (hardest positive only)."""
     similarity, positives = _positive_similarities(embeddings, labels)
@@ -42,6 +45,7 @@ def hard_dispersion_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin:
     return (hardest[anchors] - margin).clamp_min(0.0).mean()
 
 
+@float32
 def view_dispersion_loss(view_a: torch.Tensor, view_b: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
     """Augmented-view dispersion (the paper's §6 proposal): ``L_view = 1/B Σ_i max(ẑ_iᵃᵀẑ_iᵇ − m_d, 0)``.
 

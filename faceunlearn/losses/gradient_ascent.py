@@ -3,8 +3,10 @@
 import torch
 
 from faceunlearn.losses.cosface import cosface_loss
+from faceunlearn.losses.float32 import float32
 
 
+@float32
 def gradient_ascent_loss(
     cosine: torch.Tensor, labels: torch.Tensor, scale: float = 64.0, margin: float = 0.4
 ) -> torch.Tensor:

@@ -8,6 +8,7 @@ caller's business.
 """
 
 import torch
+from faceunlearn.losses.float32 import float32
 
 
 def gaussian_noise(
@@ -29,6 +30,7 @@ def gaussian_noise(
     return noise, norms
 
 
+@float32
 def lipschitz_loss(clean: torch.Tensor, noisy: torch.Tensor, noise_norms: torch.Tensor) -> torch.Tensor:
     """``L_lip = 1/(N·B) Σ_n Σ_b ‖f(x_b) − f(x_b + δ_{n,b})‖₂ / ‖δ_{n,b}‖₂``.
 

@@ -8,8 +8,10 @@ what retrieval of people the network never trained on depends on.
 
 import torch
 import torch.nn.functional as F
+from faceunlearn.losses.float32 import float32
 
 
+@float32
 def embedding_distillation_loss(embeddings: torch.Tensor, start_embeddings: torch.Tensor) -> torch.Tensor:
     """``L_distill = 1/B Σ_i (1 − ẑ_iᵀ ẑ⁰_i)``: each retain image keeps its start direction."""
     if embeddings.shape != start_embeddings.shape:
@@ -18,6 +20,7 @@ def embedding_distillation_loss(embeddings: torch.Tensor, start_embeddings: torc
     return (1.0 - cosine).mean()
 
 
+@float32
 def relational_distillation_loss(embeddings: torch.Tensor, start_embeddings: torch.Tensor) -> torch.Tensor:
     """``L_rel = 1/(B(B−1)) Σ_{i≠j} (ẑ_iᵀẑ_j − ẑ⁰_iᵀẑ⁰_j)²``: the batch's pairwise cosines stay the start model's.
 

@@ -82,7 +82,16 @@ class FaceModule(L.LightningModule):
         forward_chunk_size: run the backbone on chunks of this many images and concatenate. With
             BatchNorm statistics fixed every image is independent, so this is exact; it pays on CPUs,
             where some networks (SFace: 4×) run far faster on small batches.
-        channels_last: channels-last memory format for the backbone and its inputs.
+        channels_last: channels-last memory format for the backbone and its inputs (pays on GPUs'
+            tensor cores, with ``trainer.precision: bf16-mixed``).
+        compile: ``torch.compile`` the backbone's forward: ``true``, or a dict of ``torch.compile``
+            arguments (``{mode: max-autotune}``, ``{backend: aot_eager}``). Off by default: on a CPU the
+            compilation costs more than a short run saves. The module's parameters and checkpoint keys
+            are unchanged (the compiled function wraps the same backbone).
+
+    Under ``trainer.precision: bf16-mixed`` the backbone runs in bfloat16 but ``forward`` returns
+    float32 embeddings, and the CosFace head and every loss run in float32 (``losses.float32``),
+    as do the evaluation metrics on those embeddings.
         freeze: parameter-name prefixes that are not trained (e.g. ``[head]``).
         freeze_bn_stats: keep BatchNorm running statistics fixed during training. Forget batches
             hold ~10 identities; letting them re-estimate the statistics shifts every embedding,
@@ -138,6 +147,7 @@ class FaceModule(L.LightningModule):
         train_dropout: bool = False,
         forward_chunk_size: int | None = None,
         channels_last: bool = False,
+        compile: bool | dict[str, Any] = False,
         training_images: Any = None,  # a TrainingImages (typed Any: jsonargparse would parse a Protocol as a class)
     ):
         super().__init__()
@@ -190,6 +200,10 @@ class FaceModule(L.LightningModule):
             self.start_weights = {"path": str(path), "sha256": file_sha256(path)}
         if channels_last:
             self.to(memory_format=torch.channels_last)
+        # The compiled forward wraps self.backbone (same parameters); kept outside the submodules so
+        # state_dict keys stay insightface's, not "_orig_mod."-prefixed.
+        options = compile if isinstance(compile, dict) else {}
+        self.__dict__["compiled_backbone"] = torch.compile(self.backbone, **options) if compile else None
         self.frozen_prefixes = tuple(freeze or ())
         for name, parameter in self.named_parameters():
             if name.startswith(self.frozen_prefixes):
@@ -198,6 +212,8 @@ class FaceModule(L.LightningModule):
             # f_0, copied right after init_weights were loaded, so a --ckpt_path resume still has the start model
             start_model = copy.deepcopy(nn.ModuleDict({"backbone": self.backbone, "head": self.head})).eval()
             start_model.requires_grad_(False)
+            if compile:  # the frozen copy runs every step too (retention targets, Boundary Shrink's attack)
+                start_model["backbone"] = torch.compile(start_model["backbone"], **options)
             self.__dict__["start_model"] = start_model  # not a submodule: neither trained nor checkpointed
         else:
             self.__dict__["start_model"] = None
@@ -224,17 +240,18 @@ class FaceModule(L.LightningModule):
         return tuple(dict.fromkeys(streams))  # a method may read "retain" itself (ContrastiveUnlearning)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Raw embeddings ``z = f_θ(x)`` (not normalised)."""
-        return self.embed_with(self.backbone, images)
+        """Raw embeddings ``z = f_θ(x)`` (not normalised), float32 under any precision."""
+        backbone = self.backbone if self.compiled_backbone is None else self.compiled_backbone
+        return self.embed_with(backbone, images)
 
     def embed_with(self, backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """``backbone(images)`` with this module's memory format and forward chunks."""
+        """``backbone(images)`` with this module's memory format and forward chunks, as float32."""
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         chunk = self.hparams.forward_chunk_size
         if chunk is None or len(images) <= chunk:
-            return backbone(images)
-        return torch.cat([backbone(part) for part in images.split(chunk)])
+            return backbone(images).float()
+        return torch.cat([backbone(part) for part in images.split(chunk)]).float()
 
     def start_embeddings(self, images: torch.Tensor) -> torch.Tensor:
         """``f_0(x)``: the frozen start model's embeddings, without gradient."""

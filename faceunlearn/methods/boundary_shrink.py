@@ -49,11 +49,11 @@ class BoundaryShrink(FaceModule):
         images, labels = forget["image"], forget["label"]
         with torch.enable_grad():
             attacked = images.detach().requires_grad_(True)
-            loss = self.original["head"](self.original["backbone"](attacked), labels)
+            loss = self.original["head"](self.embed_with(self.original["backbone"], attacked), labels)
             (input_gradient,) = torch.autograd.grad(loss, attacked)
         adversarial = fgsm_images(images, input_gradient, self.hparams.epsilon)
         with torch.no_grad():
-            neighbour_labels = nearest_boundary_labels(self.original["head"].cosine(self.original["backbone"](adversarial)))
+            neighbour_labels = nearest_boundary_labels(self.original["head"].cosine(self.embed_with(self.original["backbone"], adversarial)))
         self.log("train/label_changed", (neighbour_labels != labels).float().mean(), batch_size=labels.shape[0])
         cosine = self.head.cosine(self(images))
         return {"boundary_shrink": boundary_shrink_loss(cosine, neighbour_labels, self.head.scale, self.head.margin)}

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceunlearn.losses import cosface_loss
+from faceunlearn.losses.float32 import float32
 
 
 class CosFaceHead(nn.Module):
@@ -20,6 +21,7 @@ class CosFaceHead(nn.Module):
         self.margin = margin
         self.weight = nn.Parameter(torch.normal(0.0, 0.01, (num_classes, embedding_size)))
 
+    @float32  # cosines near 1 must not round to bf16 steps under mixed precision
     def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
         return F.normalize(embeddings.float(), dim=1) @ F.normalize(self.weight.float(), dim=1).T
 
