@@ -27,10 +27,10 @@ def model_input(batch: dict) -> dict:
     out = dict(batch)
     mirror = out.pop("mirror", None)
     if out["image"].dtype == torch.uint8:
-        images = normalize(out["image"])
-        if mirror is not None:
-            images = torch.where(mirror.to(images.device)[:, None, None, None], images.flip(-1), images)
-        out["image"] = images
+        images = out["image"]
+        if mirror is not None:  # flipped while uint8 (4× fewer bytes than float), without a host sync
+            images = torch.where(mirror.to(images.device)[:, None, None, None], images.flip(2), images)
+        out["image"] = normalize(images)
     if "views" in out and out["views"].dtype == torch.uint8:
         views = out["views"]
         out["views"] = normalize(views.flatten(0, 1)).unflatten(0, views.shape[:2])
