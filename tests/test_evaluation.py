@@ -64,7 +64,8 @@ def test_validate_prints_and_writes_tidy_csv(tmp_path, random_packed, caplog):
 
 
 def test_two_process_ddp_gives_the_single_process_numbers(tmp_path):
-    """179 evaluation images over 2 ranks: DistributedSampler repeats one, the callback drops it."""
+    """179 evaluation images over 2 ranks: DistributedSampler repeats one, the callback drops it (exact);
+    each rank indexes its own block of rows and the ranked lists are merged over the ranks (faiss)."""
     root = write_random_packed(tmp_path / "packed", holdout=5).root
     results = {}
     for processes in (1, 2):
@@ -77,8 +78,12 @@ def test_two_process_ddp_gives_the_single_process_numbers(tmp_path):
         if run.returncode != 0:
             stderr = "\n".join(line for line in run.stderr.splitlines() if not line.startswith("frame #"))
             pytest.fail(f"{processes}-process validate exited with {run.returncode}:\n{stderr[-6000:]}")
-        results[processes] = [json.loads(path.read_text()) for path in sorted(out.glob("rank*.json"))]
-    (single,), (rank0, rank1) = results[1], results[2]
-    assert rank0 == rank1 == single  # every rank logs exactly the single-process values
-    assert {"forget/mAP", "forget_extended/mAP", "retain/R@1", "retain_extended/R@10", "forget/acc_mean"} <= set(single)
+        results[processes] = {engine: [json.loads(path.read_text()) for path in sorted(out.glob(f"{engine}_rank*.json"))]
+                              for engine in ("exact", "faiss")}
+    for engine, mAP in (("exact", "mAP"), ("faiss", "mAP@400")):
+        (single,), (rank0, rank1) = results[1][engine], results[2][engine]
+        assert rank0 == rank1 == single  # every rank logs exactly the single-process values
+        assert {f"forget/{mAP}", f"forget_extended/{mAP}", "retain/R@1", "retain_extended/R@10", "forget/acc_mean"} <= set(single)
+    exact, faiss = results[2]["exact"][0], results[2]["faiss"][0]
+    assert faiss["forget_extended/mAP@400"] == pytest.approx(exact["forget_extended/mAP"], abs=1e-6)  # k covers the gallery
     assert "forget/acc" not in single  # an untrained head: no head accuracy is ever logged from it

@@ -14,12 +14,14 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from faceunlearn.metrics.benchmarks import EXTENDED_SUFFIX, Benchmark, EmbeddingTable, evaluate_benchmarks, parse_benchmarks
+from faceunlearn.metrics.streaming import FaissOptions, StreamingGalleries
 from faceunlearn.metrics.synced import BenchmarkMetrics
 from faceunlearn.reporting import RESULTS_CSV, tidy_rows, write_csv
 from faceunlearn.schedule import FINAL, INTERMEDIATE, START, evaluation_phase
@@ -85,6 +87,12 @@ class RetrievalEvaluation(L.Callback):
             set): the step-0 evaluation then embeds only what the intermediate benchmarks read, checks
             those numbers against the file (a different start model, data or benchmark is an error) and
             takes every other number from it.
+        engine: ``exact`` (default, the reference: full-ranking mAP and R@k) or ``faiss``: galleries and
+            distractor pools are streamed into FAISS indexes batch by batch while they are embedded and never
+            held as one tensor; retrieval is answered from a top-k search as ``R@j`` and the truncated
+            ``mAP@k`` (``faceunlearn.metrics.streaming``; an IVF index's numbers end in ``_ivf``). The run's
+            saved config and every printed evaluation say which engine computed the numbers.
+        faiss: the FAISS engine's index (``FaissOptions``: kind flat|ivf, k, nlist, nprobe, device ...).
     """
 
     def __init__(
@@ -96,13 +104,24 @@ class RetrievalEvaluation(L.Callback):
         intermediate_benchmarks: list[str] | None = None,
         intermediate_distractors: bool = False,
         start_results: str | None = None,
+        engine: Literal["exact", "faiss"] = "exact",
+        faiss: FaissOptions | None = None,
     ):
         super().__init__()
+        if engine not in ("exact", "faiss"):
+            raise ValueError(f"evaluation.engine must be 'exact' or 'faiss', got {engine!r}")
+        if faiss is not None and engine != "faiss":
+            raise ValueError("evaluation.faiss is set but evaluation.engine is 'exact': set engine: faiss to use it")
+        self.engine = engine
+        self.faiss = (faiss or FaissOptions()) if engine == "faiss" else None
+        #: the FAISS indexes of the evaluation under way (engine faiss)
+        self.streaming: StreamingGalleries | None = None
         self.benchmarks = parse_benchmarks(benchmarks or DEFAULT_BENCHMARKS)
         #: the benchmarks each phase of a fit computes (faceunlearn.schedule); validate/test: FINAL, all
         self.phase_benchmarks = phase_benchmarks(self.benchmarks, intermediate_benchmarks, intermediate_distractors, start_results)
         self.start_results = start_results
-        self._start_metrics = read_start_results(start_results, self.benchmarks) if start_results else None
+        map_metric = "mAP" if self.faiss is None else f"mAP@{self.faiss.k}{self.faiss.suffix}"
+        self._start_metrics = read_start_results(start_results, self.benchmarks, map_metric) if start_results else None
         self.ks = tuple(ks or (1, 5, 10))
         if min(self.ks) < 1:
             raise ValueError(f"evaluation.ks must be positive integers, got {list(self.ks)}")
@@ -158,13 +177,23 @@ class RetrievalEvaluation(L.Callback):
     def _reset(self, trainer, pl_module) -> None:
         self.metric.reset()
         self.metric.to(pl_module.device)
+        self.streaming = None
+        if self.faiss is not None and not trainer.sanity_checking:
+            benchmarks = self.phase_benchmarks[evaluation_phase(trainer)]
+            self.streaming = StreamingGalleries(benchmarks, trainer.datamodule.subsets, self.faiss)
         self._started = time.perf_counter()
 
     on_validation_epoch_start = on_test_epoch_start = _reset
 
     def _collect(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if not trainer.sanity_checking:  # Lightning's sanity check is never an evaluation (see on_train_start)
-            self.metric.update(outputs["embeddings"], batch["label"], batch["image_id"])
+        if trainer.sanity_checking:  # Lightning's sanity check is never an evaluation (see on_train_start)
+            return
+        embeddings, labels, image_ids = outputs["embeddings"], batch["label"], batch["image_id"]
+        if self.streaming is not None:  # galleries go into their indexes; the table keeps only what else reads
+            self.streaming.add(embeddings, labels, image_ids)
+            keep = self.streaming.keep(image_ids)
+            embeddings, labels, image_ids = embeddings[keep], labels[keep], image_ids[keep]
+        self.metric.update(embeddings, labels, image_ids)
 
     on_validation_batch_end = on_test_batch_end = _collect
 
@@ -181,9 +210,11 @@ class RetrievalEvaluation(L.Callback):
         head = getattr(pl_module, "head", None) if getattr(pl_module, "head_ready", True) else None
         self.metric.head_weight = head.weight.detach() if head is not None else None
         self.metric.subsets = trainer.datamodule.subsets
+        self.metric.retrieval = self.streaming.retrieval if self.streaming is not None else None
         metrics = self.metric.compute()  # torchmetrics gathers every rank's rows first
         table, self.metric.table = self.metric.table, None
         self.metric.reset()
+        self.streaming = self.metric.retrieval = None  # the indexes go with the evaluation
         if trainer.world_size > 1:
             metrics = trainer.strategy.broadcast(metrics, src=0)  # bit-identical on every rank, whatever each computed
         if not metrics:
@@ -204,6 +235,7 @@ class RetrievalEvaluation(L.Callback):
         # and tells Lightning the epoch-level values are synchronised.
         pl_module.log_dict(metrics, logger=False, sync_dist=trainer.world_size > 1, reduce_fx="max")
         if trainer.state.fn in ("validate", "test"):
+            rank_zero_info(f"retrieval engine: {self.faiss.describe() if self.faiss else 'exact (full ranking)'}")
             rank_zero_info(format_metrics(metrics))
             # trainer.log_dir is a collective under DDP: every rank asks, rank 0 writes
             path = Path(self.results_csv or Path(trainer.log_dir or "lightning_logs") / RESULTS_CSV)
@@ -239,8 +271,9 @@ def phase_benchmarks(benchmarks: dict[str, Benchmark], intermediate: list[str] |
     return {START: chosen if start_results else dict(benchmarks), INTERMEDIATE: chosen, FINAL: dict(benchmarks)}
 
 
-def read_start_results(path: str, benchmarks: dict[str, Benchmark]) -> dict[str, float]:
-    """``{benchmark/metric: value}`` from a tidy CSV of one model's metrics, holding every benchmark."""
+def read_start_results(path: str, benchmarks: dict[str, Benchmark], map_metric: str = "mAP") -> dict[str, float]:
+    """``{benchmark/metric: value}`` from a tidy CSV of one model's metrics, holding every benchmark (and, for
+    each retrieval benchmark, ``map_metric``: the engine's mAP, so exact and FAISS numbers never mix)."""
     import csv
 
     file = Path(path)
@@ -259,6 +292,10 @@ def read_start_results(path: str, benchmarks: dict[str, Benchmark]) -> dict[str,
     if missing:
         raise ValueError(f"evaluation.start_results {path!r} has no numbers for benchmark(s) {missing}: "
                          "it was computed with other benchmarks")
+    other_engine = sorted(name for name, benchmark in benchmarks.items() if benchmark.queries and f"{name}/{map_metric}" not in metrics)
+    if other_engine:
+        raise ValueError(f"evaluation.start_results {path!r} has no {map_metric} for {other_engine}: "
+                         "it was computed with another retrieval engine (evaluation.engine / evaluation.faiss)")
     return metrics
 
 

@@ -5,6 +5,8 @@
 - ``neighbours``: FAISS top-k neighbour lists and search-based R@k;
 - ``index_search``: galleries past memory in a FAISS index (flat/IVF, GPU, sharded), filled in
   chunks: R@k and the truncated mAP@k (imports FAISS: ``from faceunlearn.metrics.index_search import ...``);
+- ``streaming``: the FAISS evaluation engine (``evaluation.engine: faiss``): galleries streamed into indexes
+  while they are embedded, sharded over DDP processes;
 - ``chance``: the exact mAP and R@k of a random ranking of a benchmark's composition;
 - ``verification``: 1:1 TAR at FAR (exact, chunked radix selection);
 - ``compactness``: Cluster Compactness (paper Eq. 10), closed form;

@@ -80,12 +80,20 @@ def chance_retrieval(
     query_ids = None if query_ids is None else query_ids.reshape(-1).long().cpu()
     gallery_ids = None if gallery_ids is None else gallery_ids.reshape(-1).long().cpu()
     relevant, own = _relevant_counts(query_labels, gallery_labels, query_ids, gallery_ids)
-    items = len(gallery_labels) + int(num_distractors) - own.long()
+    return chance_from_counts(relevant, len(gallery_labels) + int(num_distractors) - own.long(), ks)
+
+
+def chance_from_counts(num_relevant: torch.Tensor, num_items: torch.Tensor, ks: Sequence[int] = (1,),
+                       with_map: bool = True) -> dict[str, float]:
+    """``chance_retrieval`` from per-query counts: relevant items and items ranked (own image removed) —
+    what an engine that never holds the gallery as one tensor (``faceunlearn.metrics.streaming``) knows."""
+    ks = check_ks(ks)
+    relevant, items = torch.as_tensor(num_relevant).long(), torch.as_tensor(num_items).long()
     evaluated = relevant > 0
     if not bool(evaluated.any()):
-        return {"mAP": float("nan"), **{f"R@{k}": float("nan") for k in ks}}
+        return {**({"mAP": float("nan")} if with_map else {}), **{f"R@{k}": float("nan") for k in ks}}
     relevant, items = relevant[evaluated], items[evaluated]
-    out = {"mAP": float(expected_average_precision(relevant, items).mean())}
+    out = {"mAP": float(expected_average_precision(relevant, items).mean())} if with_map else {}
     for k in ks:
         out[f"R@{k}"] = float(expected_recall_at_k(relevant, items, k).mean())
     return out

@@ -114,6 +114,60 @@ class GalleryIndex:
         return self.index.search(rows, k)
 
 
+def merge_ranked(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray], image_ids: Sequence[np.ndarray],
+                 k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top ``k`` of several ranked lists of the same queries (index shards, or a gallery and its
+    distractors): each ``[Q, k_i]``, empty slots marked by image id −1; highest score first, empty slots last."""
+    scores, labels, image_ids = (np.concatenate(part, axis=1) for part in (scores, labels, image_ids))
+    order = np.argsort(-np.where(image_ids >= 0, scores, -np.inf), axis=1, kind="stable")[:, :k]
+    return tuple(np.take_along_axis(part, order, 1) for part in (scores, labels, image_ids))
+
+
+def ranked_hits(labels: np.ndarray, image_ids: np.ndarray, query_labels: np.ndarray, query_ids: np.ndarray | None,
+                k: int) -> np.ndarray:
+    """``hit [Q, k]``: whether the i-th item of each query's ranked list is relevant, after removing the
+    query's own image (by image id) and empty slots (id −1) — the rest keep their order."""
+    valid = image_ids >= 0
+    if query_ids is not None:
+        valid &= image_ids != query_ids[:, None]
+    keep = np.argsort(~valid, axis=1, kind="stable")[:, :k]
+    valid, labels = np.take_along_axis(valid, keep, 1), np.take_along_axis(labels, keep, 1)
+    return valid & (labels == query_labels[:, None])
+
+
+def truncated_scores(hit: np.ndarray, num_relevant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: the rank of the first relevant item (k + 1 if none in the top k) and
+    AP@k = (1/n_q) · Σ_{i ≤ k} P@i · rel_i (``num_relevant`` = n_q)."""
+    k = hit.shape[1]
+    first = np.where(hit.any(1), hit.argmax(1) + 1, k + 1)
+    precision_at = np.cumsum(hit, axis=1) / np.arange(1, k + 1)
+    ap = (precision_at * hit).sum(1) / np.maximum(num_relevant, 1)
+    return first, ap
+
+
+def summarise_truncated(first_hit: np.ndarray, ap: np.ndarray, num_relevant: np.ndarray, k: int, ks: Sequence[int],
+                        suffix: str = "") -> dict[str, float]:
+    """``R@j``, ``mAP@k`` (each + ``suffix``), ``num_queries`` and ``num_queries_without_relevant``: means over
+    the queries with a relevant item, as the exact engine's ``retrieval_metrics``."""
+    counted = num_relevant > 0
+    evaluated = int(counted.sum())
+    nan = float("nan")
+    out = {f"R@{j}{suffix}": float((first_hit[counted] <= j).mean()) if evaluated else nan for j in ks}
+    out[f"mAP@{k}{suffix}"] = float(ap[counted].mean()) if evaluated else nan
+    out["num_queries"] = evaluated
+    out["num_queries_without_relevant"] = int((~counted).sum())
+    return out
+
+
+def relevant_counts(query_labels: np.ndarray, gallery_labels: np.ndarray) -> np.ndarray:
+    """Per query: the gallery items with its label (own image not yet removed)."""
+    values, counts = np.unique(gallery_labels, return_counts=True)
+    if not len(values):
+        return np.zeros(len(query_labels), np.int64)
+    at = np.searchsorted(values, query_labels).clip(max=len(values) - 1)
+    return np.where(values[at] == query_labels, counts[at], 0)
+
+
 @torch.no_grad()
 def truncated_retrieval(query: torch.Tensor, query_labels: torch.Tensor, index: GalleryIndex, k: int = 100,
                         query_ids: torch.Tensor | None = None, ks: Sequence[int] = (1, 5, 10),
@@ -129,33 +183,20 @@ def truncated_retrieval(query: torch.Tensor, query_labels: torch.Tensor, index: 
     query_labels = vector(query_labels, query.shape[0], "query_labels", "query", torch.device("cpu")).long().numpy()
     own = None if query_ids is None else vector(query_ids, query.shape[0], "query_ids", "query", torch.device("cpu")).long().numpy()
     gallery_labels, gallery_ids = index.labels, index.image_ids
-    values, counts = np.unique(gallery_labels, return_counts=True)
-    at = np.searchsorted(values, query_labels).clip(max=max(len(values) - 1, 0))
-    relevant = np.where(values[at] == query_labels, counts[at], 0) if len(values) else np.zeros(len(query_labels), np.int64)
+    relevant = relevant_counts(query_labels, gallery_labels)
     if own is not None:  # the own image in the gallery is not a relevant item for its query
-        order = np.argsort(gallery_ids, kind="stable")
-        where = np.searchsorted(gallery_ids[order], own).clip(max=max(len(order) - 1, 0))
-        in_gallery = (gallery_ids[order][where] == own) if len(order) else np.zeros(len(own), bool)
-        relevant = relevant - (in_gallery & (gallery_labels[order][where] == query_labels))
+        relevant = relevant - np.isin(own, gallery_ids)
     search_k = min(k + int(own is not None), len(index))
-    hits_at = {j: 0 for j in ks}
-    ap_sum, evaluated = 0.0, int((relevant > 0).sum())
+    first_hits, aps = [], []
     for start in range(0, len(query_labels), chunk):
         _, positions = index.search(query[start:start + chunk], search_k)
-        valid = positions >= 0
-        if own is not None:  # drop the own image, keep the order of the rest, take the top k
-            valid &= gallery_ids[positions.clip(min=0)] != own[start:start + chunk, None]
-        keep = np.argsort(~valid, axis=1, kind="stable")[:, :k]
-        positions, valid = np.take_along_axis(positions, keep, 1), np.take_along_axis(valid, keep, 1)
-        labels = query_labels[start:start + chunk]
-        hit = valid & (gallery_labels[positions.clip(min=0)] == labels[:, None])
-        counted = relevant[start:start + chunk] > 0
-        for j in ks:
-            hits_at[j] += int((hit[:, :j].any(1) & counted).sum())
-        precision_at = np.cumsum(hit, axis=1) / np.arange(1, hit.shape[1] + 1)
-        ap = (precision_at * hit).sum(1) / np.maximum(relevant[start:start + chunk], 1)
-        ap_sum += float(ap[counted].sum())
-    out = {f"R@{j}": hits_at[j] / evaluated if evaluated else float("nan") for j in ks}
-    out[f"mAP@{k}"] = ap_sum / evaluated if evaluated else float("nan")
-    out["num_queries"] = evaluated
+        found = positions.clip(min=0)
+        ids = np.where(positions >= 0, gallery_ids[found], -1)
+        hit = ranked_hits(gallery_labels[found], ids, query_labels[start:start + chunk],
+                          None if own is None else own[start:start + chunk], k)
+        first, ap = truncated_scores(hit, relevant[start:start + chunk])
+        first_hits.append(first)
+        aps.append(ap)
+    out = summarise_truncated(np.concatenate(first_hits), np.concatenate(aps), relevant, k, ks)
+    del out["num_queries_without_relevant"]
     return out

@@ -48,6 +48,8 @@ class BenchmarkMetrics(Metric):
         self.subsets: Mapping[str, np.ndarray] | None = None
         self.head_weight: torch.Tensor | None = None
         self.table: EmbeddingTable | None = None
+        #: the retrieval engine (None: the exact one; ``StreamingGalleries.retrieval`` for FAISS)
+        self.retrieval = None
         self.add_state("embeddings", default=[], dist_reduce_fx="cat")
         self.add_state("labels", default=[], dist_reduce_fx="cat")
         self.add_state("image_ids", default=[], dist_reduce_fx="cat")
@@ -65,4 +67,4 @@ class BenchmarkMetrics(Metric):
         embeddings, labels, image_ids = (dim_zero_cat(state) for state in (self.embeddings, self.labels, self.image_ids))
         image_ids, embeddings, labels = drop_duplicate_ids(image_ids, embeddings, labels)
         self.table = EmbeddingTable(embeddings, labels, image_ids, self.subsets)
-        return evaluate_benchmarks(self.benchmarks, self.table, self.head_weight, self.ks)
+        return evaluate_benchmarks(self.benchmarks, self.table, self.head_weight, self.ks, self.retrieval)

@@ -2,7 +2,7 @@
 
     python tests/scripts/ddp_validate.py PACKED_ROOT OUT_DIR NUM_PROCESSES
 
-Each rank writes the metrics it logged to OUT_DIR/rank<r>.json. Lightning's default DistributedSampler
+Each rank writes the metrics it logged to OUT_DIR/<engine>_rank<r>.json, for the exact and the FAISS engine. Lightning's default DistributedSampler
 is kept here (it pads the ranks with repeated images, which the metric drops by image id). Images are embedded one per batch: a conv net's
 output for an image is bit-identical only for the same batch shape, and per-image batches make
 the single- and multi-process embeddings identical, so the comparison isolates gathering,
@@ -22,6 +22,7 @@ import torch
 
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.data import FaceDataModule
+from faceunlearn.metrics.streaming import FaissOptions
 from faceunlearn.methods import Dispersion
 
 BENCHMARKS = {
@@ -32,22 +33,26 @@ BENCHMARKS = {
 
 def main(root: str, out_dir: str, processes: int) -> None:
     torch.set_num_threads(1)
-    L.seed_everything(0)
-    data = FaceDataModule(root, num_forget_identities=8, batch_size=16, eval_retain_identities=4, eval_batch_size=1)
-    model = Dispersion(num_classes=20, backbone="iresnet_tiny", embedding_size=64)
-    trainer = L.Trainer(
-        accelerator="cpu", devices=processes, strategy="ddp" if processes > 1 else "auto",
-        callbacks=[RetrievalEvaluation(BENCHMARKS, results_csv=str(Path(out_dir, 'metrics.csv')))], logger=False, enable_progress_bar=False,
-    )
-    trainer.validate(model, data)
-    logged = {key: float(value) for key, value in trainer.callback_metrics.items()}
-    Path(out_dir, f"rank{trainer.global_rank}.json").write_text(json.dumps(logged, sort_keys=True))
+    for engine in ("exact", "faiss"):
+        L.seed_everything(0)
+        data = FaceDataModule(root, num_forget_identities=8, batch_size=16, eval_retain_identities=4, eval_batch_size=1)
+        model = Dispersion(num_classes=20, backbone="iresnet_tiny", embedding_size=64)
+        # exact: Lightning's DistributedSampler (padding the callback drops); faiss: each rank indexes its own block of
+        # rows (the DataModule's RankShard, the CLI's setting) and the ranked lists are merged over the ranks
+        faiss = FaissOptions(k=400, device="cpu") if engine == "faiss" else None
+        evaluation = RetrievalEvaluation(BENCHMARKS, results_csv=str(Path(out_dir, f"{engine}.csv")), engine=engine, faiss=faiss)
+        trainer = L.Trainer(
+            accelerator="cpu", devices=processes, strategy="ddp" if processes > 1 else "auto",
+            callbacks=[evaluation], logger=False, enable_progress_bar=False, use_distributed_sampler=engine == "exact",
+        )
+        trainer.validate(model, data)
+        logged = {key: float(value) for key, value in trainer.callback_metrics.items()}
+        Path(out_dir, f"{engine}_rank{trainer.global_rank}.json").write_text(json.dumps(logged, sort_keys=True))
     if torch.distributed.is_initialized():
         # Leave together: a rank that exits while its peer's gloo threads still read the socket
         # can make the peer abort (SIGABRT) during interpreter shutdown.
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
