@@ -19,7 +19,8 @@ on each (every number also in ``audit.csv``, tidy: ``model,seed,test,metric,valu
   gallery (``stale_gallery``: forget queries of the model against a forget gallery the Original embedded);
 * **retrieval** itself (``forget``: D_f^test queries vs D_f, own image removed) and its chance level.
 
-``audit.md`` puts the models side by side; ``roc.png`` draws the verification ROC curves.
+``audit.md`` puts the models side by side; ``roc.png`` draws the verification ROC curves, whose points
+``roc.csv`` keeps (``faceunlearn report`` averages them over forget sets).
 """
 from __future__ import annotations
 
@@ -149,6 +150,10 @@ def load_model_weights(model, path: str | Path) -> None:
     model.head_source = "loaded"
 
 
+#: the verification ROC points of every audited model (tidy CSV; metric ``TAR@FAR=<far>``)
+ROC_CSV = "roc.csv"
+
+
 def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = None, overrides: list[str] = (),
           relearn_steps=RELEARN_STEPS) -> list[dict]:
     """Audit one run (see the module doc); writes ``audit.csv``, ``audit.md`` and ``roc.png`` to ``out``."""
@@ -177,6 +182,10 @@ def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = No
                  for test, metrics in results.items() for metric, value in metrics.items()]
     out = Path(out)
     write_csv(rows, out / "audit.csv")
+    # the ROC points, tidy, so that `faceunlearn report` can average the curves over forget sets
+    write_csv([{"method": name, "seed": seed, "benchmark": test, "metric": f"TAR@FAR={far!r}", "value": float(tar)}
+               for name, by_test in curves.items() for test, (fars, tars) in by_test.items() for far, tar in zip(fars, tars)],
+              out / ROC_CSV)
     from faceunlearn.atomic import write_text_atomic
 
     from faceunlearn.purge import forget_data_files

@@ -46,3 +46,7 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
         assert number != number or 0.0 <= number <= 1.0, key
     assert (tmp_path / "audit/audit.md").read_text().startswith("# faceunlearn audit")
     assert (tmp_path / "audit/roc.png").stat().st_size > 1000
+    with (tmp_path / "audit/roc.csv").open() as handle:  # the points report averages over forget sets
+        roc = list(csv.DictReader(handle))
+    assert {row["method"] for row in roc} == {"Original", "Dispersion", "Retrain"}
+    assert {row["benchmark"] for row in roc} == {"verify_forget", "verify_retain"} and len(roc) == 3 * 2 * 40

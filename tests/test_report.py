@@ -7,6 +7,7 @@ import pytest
 
 from faceunlearn.commands.report import main
 from faceunlearn.experiments import layout
+from faceunlearn.experiments import report as report_module
 from faceunlearn.experiments.report import MISSING, collect
 from faceunlearn.reporting import tidy_rows, write_csv
 
@@ -209,9 +210,30 @@ def test_audit_table_from_the_runs_audit_files(tmp_path, capsys):
                 for method, number in (("Original", 0.9), ("Dispersion", value), ("Retrain", 0.1))
                 for test, metric in (("forget", "mAP"), ("membership", "AUC_forget_train_vs_unseen"))]
         write_csv(rows, run / "audit" / "audit.csv")
+        fars = [1e-3, 1e-2, 1e-1, 1.0]
+        write_csv([{"method": method, "seed": seed, "benchmark": test, "metric": f"TAR@FAR={far!r}", "value": min(1.0, tar * (1 + seed))}
+                   for method, tar in (("Original", 0.5), ("Dispersion", 0.1), ("Retrain", 0.2))
+                   for test in ("verify_forget", "verify_retain") for far in fars], run / "audit" / "roc.csv")
     _, markdown, _, _ = _report(root, capsys)
+    assert "![verification ROC](audit_roc.png)" in markdown and (root / "report/audit_roc.png").stat().st_size > 1000
+    curves = report_module.audit_roc_curves(collect(root))
+    assert sorted(curves) == ["Dispersion", "Original", "Retrain"] and len(curves["Original"]["verify_forget"]) == 2
+    grid, mean = report_module.mean_roc(curves["Dispersion"]["verify_forget"])
+    assert grid[0] == pytest.approx(1e-3) and grid[-1] == pytest.approx(1.0)
+    assert mean == pytest.approx(np.full(len(grid), (0.1 + 0.2) / 2))  # seeds 0 and 1: TAR 0.1 and 0.2
     audit = markdown.split("### Audit")[1]
     lines = [line for line in audit.splitlines() if line.startswith("| ") and not line.startswith("| model")]
     assert [line.split(" | ")[0][2:] for line in lines] == ["Original", "Retrain", "Dispersion"]
     assert lines[2].startswith(f"| Dispersion | 30.00 ± {100 * np.std([0.2, 0.4], ddof=1):.2f} | n/a (missing) |")
     assert lines[1].startswith("| Retrain | 10.00 ± 0.00 |")
+
+
+def test_mean_roc_interpolates_in_log_far_on_the_shared_range():
+    from faceunlearn.experiments.report import mean_roc
+
+    first = (np.array([1e-4, 1e-2, 1.0]), np.array([0.0, 0.5, 1.0]))
+    second = (np.array([1e-3, 1e-1, 1.0]), np.array([0.2, 0.4, 1.0]))
+    grid, mean = mean_roc([first, second], num_points=3)
+    assert grid == pytest.approx([1e-3, 10 ** -1.5, 1.0])
+    # at 1e-3: first is halfway (in log FAR) from 0 to 0.5 between 1e-4 and 1e-2, second is 0.2
+    assert mean[0] == pytest.approx((0.25 + 0.2) / 2) and mean[-1] == pytest.approx(1.0)

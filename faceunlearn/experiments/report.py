@@ -16,7 +16,8 @@ mean, std, n, scenario; values as fractions like results.csv; empty mean/std whe
 trade-off figure ``tradeoff.png`` (also in TensorBoard under ``tensorboard/``): forget mAP against
 retention mAP of the reported runs and, with ``--tune DIR ...``, of every trial of those tuning
 studies (validation), each with its Pareto front, and the validation front table
-(``faceunlearn.experiments.tradeoff``).
+(``faceunlearn.experiments.tradeoff``). With audits (``sweep --audit``) it adds the audit table and
+``audit_roc.png``, every audited model's verification ROC averaged over forget sets.
 """
 
 from __future__ import annotations
@@ -385,6 +386,82 @@ def audit_table(runs: list[Run]) -> str:
             "per forget identity).\n\n" + "\n".join(lines))
 
 
+#: the averaged ROC figure of the audits
+AUDIT_ROC_PNG = "audit_roc.png"
+
+
+def audit_roc_curves(runs: list[Run]) -> dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]]:
+    """model label → verification test → one (FARs, TARs) curve per forget set, from the runs' ``audit/roc.csv``
+    (Original and Retrain from the first audit of each seed, as ``audit_rows``)."""
+    from faceunlearn.audit import ROC_CSV
+    from faceunlearn.experiments.layout import AUDIT, read_results
+
+    label_of = {id(run): row.label for row in rows_of(runs) for run in row.runs}
+    points: dict[tuple[str, str, int], dict[float, float]] = {}
+    source: dict[tuple[str, str, int], Path] = {}  # the audit file each curve is read from
+    for run in sorted(runs, key=lambda run: (run.seed, str(run.path))):
+        path = run.path / AUDIT / ROC_CSV
+        if not path.is_file() or id(run) not in label_of:
+            continue
+        for row in read_results(path):
+            shared = row["method"] in ("Original", RETRAIN)
+            if not shared and row["method"] != run.method:
+                continue
+            key = (row["method"] if shared else label_of[id(run)], row["benchmark"], run.seed)
+            if source.setdefault(key, path) != path:
+                continue  # Original/Retrain: already read from this seed's first audit
+            points.setdefault(key, {})[float(row["metric"].partition("=")[2])] = float(row["value"])
+    curves: dict[str, dict[str, list]] = {}
+    for (model, test, _), curve in sorted(points.items(), key=lambda item: item[0][2]):
+        fars = np.array(sorted(curve))
+        curves.setdefault(model, {}).setdefault(test, []).append((fars, np.array([curve[far] for far in fars])))
+    return curves
+
+
+def mean_roc(curves: list[tuple[np.ndarray, np.ndarray]], num_points: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """The mean TAR over forget sets on a common log-FAR grid (each curve interpolated in log FAR), from
+    the largest of the curves' smallest FARs to the smallest of their largest."""
+    low = max(float(fars[0]) for fars, _ in curves)
+    high = min(float(fars[-1]) for fars, _ in curves)
+    grid = np.logspace(np.log10(low), np.log10(high), num_points) if high > low else np.array([low])
+    return grid, np.mean([np.interp(np.log10(grid), np.log10(fars), tars) for fars, tars in curves], axis=0)
+
+
+def audit_roc_section(runs: list[Run], out: Path) -> str:
+    """The verification ROC curves of every audited model, mean over forget sets, as ``audit_roc.png``."""
+    curves = audit_roc_curves(runs)
+    if not curves:
+        return ""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from faceunlearn.figures.png import save_png
+    except ImportError as error:
+        return f"(no ROC figure: {error})"
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for axis, test in zip(axes, ("verify_forget", "verify_retain")):
+        for model in sorted(curves, key=lambda label: (method_sort_key(label.split(" (")[0]), label)):
+            if test in curves[model]:
+                fars, tars = mean_roc(curves[model][test])
+                axis.plot(fars, tars, label=f"{model} (n={len(curves[model][test])})",
+                          linestyle="--" if model in ("Original", RETRAIN) else "-")
+        axis.set_xscale("log")
+        axis.set_xlabel("FAR (held-out impostor pairs)")
+        axis.set_title({"verify_forget": "forget identities", "verify_retain": "held-out identities"}[test])
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("TAR (mean over forget sets)")
+    axes[1].legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    save_png(figure, out / AUDIT_ROC_PNG)
+    plt.close(figure)
+    return (f"![verification ROC]({AUDIT_ROC_PNG})\n\nVerification ROC of every audited model, TAR averaged over its forget "
+            "sets (n) on a common log-FAR grid; thresholds from held-out impostor pairs. Close to Retrain's dashed curve "
+            "on the left is forgetting; on the right, close to the Original's is retention.")
+
+
 # ---------------------------------------------------------------------------------- writing
 def tradeoff_section(runs: list[Run], studies: list, out: Path) -> str:
     """The trade-off figure (PNG + TensorBoard) and the validation front table (``faceunlearn.experiments.tradeoff``)."""
@@ -426,6 +503,7 @@ def write_report(runs: list[Run], out: str | Path, run_dir: str, tables: tuple[T
         "### Run time\n\n" + time_table(runs) if runs else "",
         gap_table(runs),
         audit_table(runs),
+        audit_roc_section(runs, out),
         tradeoff_section(runs, list(studies), out),
     ]).rstrip() + "\n"
     write_text_atomic(out / "report.md", markdown)
