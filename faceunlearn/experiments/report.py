@@ -349,22 +349,30 @@ AUDIT_COLUMNS = (
 )
 
 
-def audit_rows(runs: list[Run]) -> dict[str, dict[tuple[str, str], list[float]]]:
-    """method → (test, metric) → one value per forget set, from the runs' ``audit/audit.csv``. The
-    Original and Retrain rows come from the first audit of each seed (every audit of a seed has them)."""
+def audit_file_rows(runs: list[Run], name: str):
+    """``(model label, seed, row)`` of every run's ``audit/<name>``, by seed: each run's own method's rows, and the
+    Original and Retrain rows of the first audit of each seed (every audit of a seed has them)."""
     from faceunlearn.experiments.layout import AUDIT, read_results
 
-    values: dict[str, dict[tuple[str, str], dict[int, float]]] = {}
     label_of = {id(run): row.label for row in rows_of(runs) for run in row.runs}  # "Dispersion (demo_disp)" when needed
+    first_audit: dict[tuple[str, int], Path] = {}
     for run in sorted(runs, key=lambda run: (run.seed, str(run.path))):
-        path = run.path / AUDIT / "audit.csv"
+        path = run.path / AUDIT / name
         if not path.is_file() or id(run) not in label_of:
             continue
         for row in read_results(path):
-            method = row["method"] if row["method"] in ("Original", RETRAIN) else label_of[id(run)]
-            if row["method"] not in ("Original", RETRAIN) and row["method"] != run.method:
-                continue
-            values.setdefault(method, {}).setdefault((row["benchmark"], row["metric"]), {}).setdefault(run.seed, row["value"])
+            if row["method"] in ("Original", RETRAIN):
+                if first_audit.setdefault((row["method"], run.seed), path) == path:
+                    yield row["method"], run.seed, row
+            elif row["method"] == run.method:
+                yield label_of[id(run)], run.seed, row
+
+
+def audit_rows(runs: list[Run]) -> dict[str, dict[tuple[str, str], list[float]]]:
+    """method → (test, metric) → one value per forget set, from the runs' ``audit/audit.csv``."""
+    values: dict[str, dict[tuple[str, str], dict[int, float]]] = {}
+    for method, seed, row in audit_file_rows(runs, "audit.csv"):
+        values.setdefault(method, {}).setdefault((row["benchmark"], row["metric"]), {}).setdefault(seed, row["value"])
     return {method: {key: list(by_seed.values()) for key, by_seed in metrics.items()} for method, metrics in values.items()}
 
 
@@ -391,26 +399,12 @@ AUDIT_ROC_PNG = "audit_roc.png"
 
 
 def audit_roc_curves(runs: list[Run]) -> dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]]:
-    """model label → verification test → one (FARs, TARs) curve per forget set, from the runs' ``audit/roc.csv``
-    (Original and Retrain from the first audit of each seed, as ``audit_rows``)."""
+    """model label → verification test → one (FARs, TARs) curve per forget set, from the runs' ``audit/roc.csv``."""
     from faceunlearn.audit import ROC_CSV
-    from faceunlearn.experiments.layout import AUDIT, read_results
 
-    label_of = {id(run): row.label for row in rows_of(runs) for run in row.runs}
     points: dict[tuple[str, str, int], dict[float, float]] = {}
-    source: dict[tuple[str, str, int], Path] = {}  # the audit file each curve is read from
-    for run in sorted(runs, key=lambda run: (run.seed, str(run.path))):
-        path = run.path / AUDIT / ROC_CSV
-        if not path.is_file() or id(run) not in label_of:
-            continue
-        for row in read_results(path):
-            shared = row["method"] in ("Original", RETRAIN)
-            if not shared and row["method"] != run.method:
-                continue
-            key = (row["method"] if shared else label_of[id(run)], row["benchmark"], run.seed)
-            if source.setdefault(key, path) != path:
-                continue  # Original/Retrain: already read from this seed's first audit
-            points.setdefault(key, {})[float(row["metric"].partition("=")[2])] = float(row["value"])
+    for model, seed, row in audit_file_rows(runs, ROC_CSV):
+        points.setdefault((model, row["benchmark"], seed), {})[float(row["metric"].partition("=")[2])] = float(row["value"])
     curves: dict[str, dict[str, list]] = {}
     for (model, test, _), curve in sorted(points.items(), key=lambda item: item[0][2]):
         fars = np.array(sorted(curve))

@@ -70,6 +70,11 @@ class GalleryIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
+    @property
+    def is_trained(self) -> bool:
+        """Whether the index can take rows (a flat index always; an ``ivf`` one once its lists are trained)."""
+        return bool(self.index.is_trained)
+
     def train(self, sample: torch.Tensor) -> None:
         """Train an ``ivf`` index's lists on ``sample`` (rows drawn across the whole gallery: training on the
         first chunk alone fits the lists to whatever that chunk holds, and recall suffers)."""
@@ -86,7 +91,7 @@ class GalleryIndex:
             raise ValueError(f"embedding dim mismatch: index has d={self.dim}, chunk has d={rows.shape[1]}")
         labels = vector(labels, len(rows), "labels", "gallery", torch.device("cpu")).long().numpy()
         image_ids = vector(image_ids, len(rows), "image_ids", "gallery", torch.device("cpu")).long().numpy()
-        if not self.index.is_trained:
+        if not self.is_trained:
             if len(rows) < self.nlist:
                 raise ValueError(f"an ivf index with nlist={self.nlist} trains on its first chunk, which has only {len(rows)} rows")
             self.index.train(rows)
@@ -175,7 +180,7 @@ def truncated_retrieval(query: torch.Tensor, query_labels: torch.Tensor, index: 
     """``R@j`` (j in ``ks``, each ≤ k) and ``mAP@k`` (module docstring) of ``query`` against ``index``.
 
     Queries without a relevant gallery item (other than their own image) are left out, as in the
-    exact engine; ``num_queries`` counts the rest.
+    exact engine; ``num_queries`` counts the rest, ``num_queries_without_relevant`` the ones left out.
     """
     ks = check_ks(ks)
     if max(ks) > k:
@@ -197,6 +202,4 @@ def truncated_retrieval(query: torch.Tensor, query_labels: torch.Tensor, index: 
         first, ap = truncated_scores(hit, relevant[start:start + chunk])
         first_hits.append(first)
         aps.append(ap)
-    out = summarise_truncated(np.concatenate(first_hits), np.concatenate(aps), relevant, k, ks)
-    del out["num_queries_without_relevant"]
-    return out
+    return summarise_truncated(np.concatenate(first_hits), np.concatenate(aps), relevant, k, ks)

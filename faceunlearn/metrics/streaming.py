@@ -98,7 +98,7 @@ class _Group:
         options = self.options
         if self.index is None:
             self.index = GalleryIndex(embeddings.shape[1], options.kind, options.nlist, options.nprobe, options.device, options.shard)
-        if self.index.index.is_trained:
+        if self.index.is_trained:
             self.index.add(embeddings, labels, image_ids)
             return
         # an ivf index trains on the first train_rows rows, then takes them and every later batch
