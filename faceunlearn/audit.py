@@ -15,16 +15,21 @@ on each (every number also in ``audit.csv``, tidy: ``model,seed,test,metric,valu
   of retain identities only (retain_eval members vs held-out gallery half), then AUC of D_f^train
   against never-seen identities (held-out query half) and against D_f^test;
 * **recovery**: a linear probe learned on retain embeddings (``probe``: forget mAP/R@1 through it);
-  relearning on 2 images per forget identity for 10, 50, 100 steps (``relearn_<N>``); the stale
+  relearning on 2 images per forget identity for 10, 50, 100 steps (``relearn_<N>``), one attacker
+  (``RELEARN_LR``) for every model, whatever lr the audited method trained with; the stale
   gallery (``stale_gallery``: forget queries of the model against a forget gallery the Original embedded);
 * **retrieval** itself (``forget``: D_f^test queries vs D_f, own image removed) and its chance level.
 
 ``audit.md`` puts the models side by side; ``roc.png`` draws the verification ROC curves, whose points
-``roc.csv`` keeps (``faceunlearn report`` averages them over forget sets).
+``roc.csv`` keeps (``faceunlearn report`` averages them over forget sets); ``audit.json`` its settings.
+The Original's and Retrain's rows depend only on the forget set, the start weights, Retrain and the
+attacker, so a sweep audits them once per forget set (``references``: an earlier audit whose settings match)
+and every later audit of that forget set copies them.
 """
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from pathlib import Path
 
@@ -35,6 +40,13 @@ import torch
 AUDIT_SUBSETS = ("forget", "forget_train", "forget_test", "retain_eval", "holdout", "holdout_query", "holdout_gallery", "distractors")
 RELEARN_STEPS = (10, 50, 100)
 RELEARN_IMAGES_PER_IDENTITY = 2
+#: the relearning attacker's learning rate (SGD, momentum 0.9): the same attack on every audited model, so that a
+#: method's gap to Retrain is not a gap between two attackers
+RELEARN_LR = 1e-2
+#: an audit's settings beside its CSV; ``REUSE_KEYS`` of them must match for a later audit to copy its references
+AUDIT_JSON = "audit.json"
+REFERENCE_MODELS = ("Original", "Retrain")
+REUSE_KEYS = ("seed", "init_weights", "retrain", "relearn_lr", "relearn_steps")
 
 
 #: a model's embeddings of every audit subset: name → (embeddings, labels, image ids)
@@ -154,9 +166,40 @@ def load_model_weights(model, path: str | Path) -> None:
 ROC_CSV = "roc.csv"
 
 
+def reference_results(folder: str | Path, settings: dict) -> tuple[list[dict], dict] | None:
+    """The Original's and Retrain's rows and ROC curves of the earlier audit in ``folder``, or None (the reason
+    printed) unless its ``REUSE_KEYS`` settings equal ``settings``'."""
+    from faceunlearn.experiments.layout import read_results
+
+    folder = Path(folder)
+    try:
+        theirs = json.loads((folder / AUDIT_JSON).read_text())
+        rows = [row for row in read_results(folder / "audit.csv") if row["method"] in REFERENCE_MODELS]
+        points = [row for row in read_results(folder / ROC_CSV) if row["method"] in REFERENCE_MODELS]
+    except (OSError, ValueError, KeyError) as error:
+        print(f"[audit] auditing the Original and Retrain again: cannot read the audit in {folder} ({error})")
+        return None
+    differ = [key for key in REUSE_KEYS if theirs.get(key) != settings.get(key)]
+    if differ:
+        print(f"[audit] auditing the Original and Retrain again: {folder} has other {', '.join(differ)}")
+        return None
+    rows = [{"method": row["method"], "seed": int(row["seed"]), "benchmark": row["benchmark"], "metric": row["metric"],
+             "value": row["value"]} for row in rows]
+    curves: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for row in points:
+        fars, tars = curves.setdefault(row["method"], {}).setdefault(row["benchmark"], ([], []))
+        fars.append(float(row["metric"].split("=", 1)[1]))
+        tars.append(row["value"])
+    return rows, curves
+
+
 def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = None, overrides: list[str] = (),
-          relearn_steps=RELEARN_STEPS) -> list[dict]:
-    """Audit one run (see the module doc); writes ``audit.csv``, ``audit.md`` and ``roc.png`` to ``out``."""
+          relearn_steps=RELEARN_STEPS, relearn_lr: float = RELEARN_LR, references: str | Path | None = None) -> list[dict]:
+    """Audit one run (see the module doc); writes ``audit.csv``, ``audit.md``, ``roc.png`` and ``audit.json`` to ``out``.
+
+    ``references``: an earlier audit of the same forget set (a sweep's first) whose Original and Retrain rows
+    are copied instead of audited again when its settings match (``REUSE_KEYS``)."""
+    from faceunlearn.atomic import write_text_atomic
     from faceunlearn.cli import cli_main
     from faceunlearn.reporting import write_csv
 
@@ -173,21 +216,29 @@ def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = No
     if retrain:
         models["Retrain"] = copy.deepcopy(model)
         load_model_weights(models["Retrain"], retrain)
-    embedded = {name: embed_subsets(m, data) for name, m in models.items()}
-    rows, curves = [], {}
-    for name, m in models.items():
-        results, curves[name] = audit_model(m, data, embedded[name], embedded["Original"], seed,
-                                            float(model.hparams.lr), relearn_steps)
+    settings = {"config": str(config), "ckpt_path": str(ckpt_path), "seed": seed,
+                "init_weights": None if model.hparams.init_weights is None else str(model.hparams.init_weights),
+                "retrain": str(Path(retrain).resolve()) if retrain else None, "relearn_lr": float(relearn_lr),
+                "relearn_steps": sorted(int(steps) for steps in relearn_steps), "overrides": list(overrides)}
+    copied = reference_results(references, settings) if references is not None else None
+    rows, curves = copied if copied else ([], {})
+    audited = {method: model} if copied else models
+    embedded = {name: embed_subsets(m, data) for name, m in audited.items()}
+    # the stale-gallery test needs the Original's forget gallery only
+    original = embedded.get("Original") or embed_subsets(models["Original"], data, ("forget",))
+    for name, m in audited.items():
+        results, curves[name] = audit_model(m, data, embedded[name], original, seed, relearn_lr, relearn_steps)
         rows += [{"method": name, "seed": seed, "benchmark": test, "metric": metric, "value": float(value)}
                  for test, metrics in results.items() for metric, value in metrics.items()]
+    order = list(models)
+    rows.sort(key=lambda row: order.index(row["method"]))  # stable: each model's rows keep their order
+    curves = {name: curves[name] for name in order}
     out = Path(out)
     write_csv(rows, out / "audit.csv")
     # the ROC points, tidy, so that `faceunlearn report` can average the curves over forget sets
     write_csv([{"method": name, "seed": seed, "benchmark": test, "metric": f"TAR@FAR={far!r}", "value": float(tar)}
                for name, by_test in curves.items() for test, (fars, tars) in by_test.items() for far, tar in zip(fars, tars)],
               out / ROC_CSV)
-    from faceunlearn.atomic import write_text_atomic
-
     from faceunlearn.purge import forget_data_files
 
     run_dir = Path(ckpt_path).resolve().parent.parent  # <run>/checkpoints/last.ckpt
@@ -206,7 +257,10 @@ def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = No
         save_png(roc_figure(curves), out / "roc.png")
     except ImportError as error:  # matplotlib missing: the numbers stand without the figure
         print(f"[audit] no ROC figure: {error}")
-    print(f"[audit] wrote {out / 'audit.csv'}, {out / 'audit.md'}")
+    settings["references"] = str(references) if copied else None
+    write_text_atomic(out / AUDIT_JSON, json.dumps(settings, indent=1) + "\n")
+    print(f"[audit] wrote {out / 'audit.csv'}, {out / 'audit.md'}"
+          + (f" (Original and Retrain copied from {references})" if copied else ""))
     return rows
 
 

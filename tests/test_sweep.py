@@ -175,15 +175,17 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
     specs = sweep.sweep([DISP, GA], [0, 1], str(out), finetune_config=FINETUNE, retrain=True)
     calls = []
 
-    def fake_audit(config, ckpt, folder, retrain, overrides):
-        calls.append((config, ckpt, retrain, overrides))
+    def fake_audit(config, ckpt, folder, retrain, overrides, references=None):
+        calls.append((config, ckpt, retrain, overrides, references))
         folder.mkdir(parents=True)
         (folder / "audit.csv").write_text("method,seed,benchmark,metric,value\n")
 
     written = sweep.audit_runs(specs, audit=fake_audit)
     assert [folder.parent.name + "/" + folder.parent.parent.name for folder in written] == [
         "seed0/demo_disp", "seed0/demo_ga", "seed1/demo_disp", "seed1/demo_ga"]
-    for config, ckpt, retrain, overrides in calls:
+    # the first audit of a forget set audits the Original and Retrain; the next one of that set copies them
+    assert [call[4] for call in calls] == [None, written[0], None, written[2]]
+    for config, ckpt, retrain, overrides, _ in calls:
         seed = ckpt.split("/seed")[1][0]
         assert retrain == str(out / f"retrain/seed{seed}/checkpoints/last.ckpt")
         assert ckpt.endswith(f"seed{seed}/checkpoints/last.ckpt") and _arg_of(overrides, "--data.seed") == seed

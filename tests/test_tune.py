@@ -73,6 +73,10 @@ def test_trials_table_best_config_and_a_shared_study(runner, tmp_path):
     originals = [spec for spec in fake.calls if spec.kind == "original"]
     assert sorted(spec.seed for spec in originals) == [100, 101]  # once per seed, shared by both processes
     assert sum(spec.kind == "method" for spec in fake.calls) == 5 * 2
+    # every trial's step 0 is the Original evaluated once in OUT/originals (not a folder of the trial's own)
+    starts = {spec.seed: spec.args[spec.args.index("--evaluation.start_results") + 1] for spec in fake.calls if spec.kind == "method"}
+    assert starts == {spec.seed: str(spec.run_dir / sweep.START_RESULTS) for spec in originals}
+    assert all(start.startswith(str(out / "originals")) for start in starts.values())
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert [int(row["trial"]) for row in rows] == [0, 1, 2, 3, 4]
     for row in rows:

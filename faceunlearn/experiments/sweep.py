@@ -282,14 +282,18 @@ def _checkpoint_epoch(path: Path) -> int | None:
 
 # ---------------------------------------------------------------------------------- planning
 def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides: list[str],
-              originals: dict[str, str] | None = None, retrain: tuple[str, list[str]] | None = None) -> list[RunSpec]:
+              originals: dict[str, str] | None = None, retrain: tuple[str, list[str]] | None = None,
+              original_runs: Path | None = None) -> list[RunSpec]:
     """Seed-major: for each seed, each scenario's Original evaluation (and Retrain run), then every method config.
 
     ``originals`` maps a scenario to the Original checkpoint its method runs are forced to start
     from (the finetune config's); a scenario not in it starts from its configs' own init_weights.
     ``retrain`` = (finetune config, its overrides): a Retrain run per seed for the scenarios in ``originals``.
+    ``original_runs``: the folder whose Original runs the method runs take their step 0 from (default ``out``;
+    ``faceunlearn tune`` evaluates the Original once in ``OUT/originals`` for all its trials).
     """
     originals = originals or {}
+    original_runs = out if original_runs is None else Path(original_runs)
     by_scenario: dict[str, list[ConfigInfo]] = {}
     for info in configs:
         by_scenario.setdefault(info.scenario, []).append(info)
@@ -318,7 +322,7 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
             args = run_args(info.path, seed, directory, overrides, forced)
             first = by_scenario[info.scenario][0]
             if same_start_evaluation(info.path, first.path):  # its step 0 is the Original's evaluation: reuse it
-                original_dir = layout.run_dir(out, layout.original_stem(info.scenario), seed)
+                original_dir = layout.run_dir(original_runs, layout.original_stem(info.scenario), seed)
                 args += ["--evaluation.start_results", str(original_dir / START_RESULTS)]
             specs.append(RunSpec("method", info.path, info.stem, seed, info.scenario, directory, args,
                                  weights, settings(info.path, weights)))
@@ -524,20 +528,29 @@ def finish(spec: RunSpec, result: RunResult, seconds: float) -> None:
 
 def audit_runs(specs: list[RunSpec], audit=None) -> list[Path]:
     """``faceunlearn audit`` of every finished method run without ``<run>/audit/audit.csv`` (with the
-    same seed's Retrain when the sweep has one); returns the audit folders written."""
+    same seed's Retrain when the sweep has one); returns the audit folders written. The first audit of a
+    forget set audits the Original and Retrain; later ones whose step 0 is the same copy them from it."""
     if audit is None:
         from faceunlearn.audit import audit
     retrain = {(spec.scenario, spec.seed): spec.run_dir / layout.CHECKPOINTS / "last.ckpt"
                for spec in specs if spec.kind == "retrain" and layout.is_finished(spec.run_dir)}
+    first: dict[tuple, tuple[str, Path]] = {}  # (scenario, seed, start weights) → the first audited config, its folder
     written = []
     for spec in specs:
         folder = spec.run_dir / layout.AUDIT
         checkpoint = spec.run_dir / layout.CHECKPOINTS / "last.ckpt"
-        if spec.kind != "method" or not layout.is_finished(spec.run_dir) or (folder / "audit.csv").is_file():
+        if spec.kind != "method" or not layout.is_finished(spec.run_dir):
             continue
+        group = (spec.scenario, spec.seed, spec.init_weights)
+        if (folder / "audit.csv").is_file():
+            first.setdefault(group, (spec.config, folder))
+            continue
+        earlier = first.get(group)
+        references = earlier[1] if earlier and same_start_evaluation(spec.config, earlier[0]) else None
         reference = retrain.get((spec.scenario, spec.seed))
         print(f"[sweep] auditing {spec.name}" + (f" against {reference}" if reference else " (no Retrain run: Original only)"), flush=True)
-        audit(spec.config, str(checkpoint), folder, str(reference) if reference else None, spec.args[2:])
+        audit(spec.config, str(checkpoint), folder, str(reference) if reference else None, spec.args[2:], references=references)
+        first.setdefault(group, (spec.config, folder))
         written.append(folder)
     return written
 

@@ -237,7 +237,8 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
         trial_overrides = ["--run_files.snapshots", "[]", *overrides] + [item for key, value in values.items() for item in (f"--{key}", str(value))]
         trial_dir = out_dir / f"trial_{trial.number:03d}"
         infos = method_configs([config], trial_overrides, None)
-        specs = [spec for spec in plan_runs(infos, seeds, trial_dir, trial_overrides) if spec.kind == "method"]
+        specs = [spec for spec in plan_runs(infos, seeds, trial_dir, trial_overrides, original_runs=out_dir / "originals")
+                 if spec.kind == "method"]
         with layout.SweepLock(trial_dir):
             execute(specs)
         forget_values, retention_values = [], []
