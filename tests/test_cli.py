@@ -145,6 +145,14 @@ def test_intermediate_evaluations_compute_the_forget_benchmarks_only_with_the_sa
         assert "retain/mAP" in full_metrics and "forget_extended/mAP" in full_metrics
 
 
+def test_the_end_of_a_fit_is_evaluated_whatever_max_epochs(tmp_path, random_packed):
+    """max_epochs 3 with check_val_every_n_epoch 2: Lightning alone would validate after epoch 2 only."""
+    fit = _fit(tmp_path, random_packed, "odd", epochs=3, extra=["--trainer.check_val_every_n_epoch", "2"])
+    history = RetrievalEvaluation.of(fit.trainer).history
+    assert [step for step, _ in history] == [0, 6, 9]
+    assert "retain/mAP" in history[-1][1] and "retain/mAP" not in history[1][1]  # the end is the final evaluation
+
+
 def test_start_results_replace_the_step0_evaluation_and_must_match_the_start_model(tmp_path, random_packed):
     import csv
 

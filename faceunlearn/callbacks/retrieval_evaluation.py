@@ -173,6 +173,13 @@ class RetrievalEvaluation(L.Callback):
         if self.evaluate_at_start and trainer.global_step == 0 and trainer.ckpt_path is None:
             evaluate_now(trainer)  # the start model, at step 0; a resumed fit has evaluated it already
 
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning validates only every check_val_every_n_epoch epochs; the last epoch of a fit always is,
+        # so a run has final numbers (every benchmark) whatever max_epochs is
+        last = trainer.max_epochs not in (None, -1) and trainer.current_epoch == trainer.max_epochs - 1
+        if last and trainer.check_val_every_n_epoch not in (None, 1):
+            trainer.check_val_every_n_epoch = 1
+
     # -- collection ----------------------------------------------------------------------------
     def _reset(self, trainer, pl_module) -> None:
         self.metric.reset()
