@@ -123,3 +123,24 @@ def test_boundary_shrink_shares_the_start_model():
     assert not any(key.startswith(("start_model", "original")) for key in model.state_dict())
     plain = Dispersion(num_classes=5, backbone="iresnet_tiny")
     assert plain.start_model is None and plain.train_streams == ("forget",)
+
+
+def test_contrastive_forwards_the_retain_batch_once_for_its_objective_and_the_retention_terms():
+    from faceunlearn.losses import contrastive_unlearning_loss
+    from faceunlearn.methods import ContrastiveUnlearning
+
+    torch.manual_seed(0)
+    model = ContrastiveUnlearning(num_classes=6, backbone="iresnet_tiny", retention={"cosface": 0.5, "distill": 1.0}).eval()
+    forget = {"image": torch.randn(4, 3, 112, 112), "label": torch.tensor([0, 0, 1, 1])}
+    retain = {"image": torch.randn(6, 3, 112, 112), "label": torch.tensor([2, 2, 3, 3, 4, 5])}
+    forwarded = []
+    model.backbone.register_forward_hook(lambda module, inputs, output: forwarded.append(inputs[0].shape[0]))
+    loss = model.training_step({"forget": forget, "retain": retain}, 0)
+    assert sorted(forwarded) == [4, 6]  # forget once, retain once (the frozen start model is another module)
+    assert model._step_retain is None  # nothing (no graph) kept past the step
+    with torch.no_grad():
+        kept = model(retain["image"])
+        expected = (contrastive_unlearning_loss(model(forget["image"]), forget["label"], kept, 0.7)
+                    + 0.5 * model.head(kept, retain["label"])
+                    + embedding_distillation_loss(kept, model.start_embeddings(retain["image"])))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)

@@ -180,6 +180,8 @@ class FaceModule(L.LightningModule):
         #: once training starts), "scratch" (no start weights: random, not yet trained) or "random"
         #: (start weights without a head, until it is imprinted)
         self.head_source = "random" if init_weights else "scratch"
+        #: (retain images, their embeddings) of the step under way (``retain_embeddings``)
+        self._step_retain: tuple[torch.Tensor, torch.Tensor] | None = None
         if backbone == "onnx":
             if not init_weights:
                 raise ValueError("backbone: onnx needs model.init_args.init_weights: an .onnx file or an alias (sface)")
@@ -326,10 +328,17 @@ class FaceModule(L.LightningModule):
     def cosface(self, stream: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self(stream["image"]), stream["label"])
 
+    def retain_embeddings(self, retain: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The retain batch through the trained network, once per step: a method's objective that reads it
+        (Contrastive Unlearning) and the retention terms share the one forward pass."""
+        if self._step_retain is None or self._step_retain[0] is not retain["image"]:
+            self._step_retain = (retain["image"], self(retain["image"]))
+        return self._step_retain[1]
+
     def retention_terms(self, retain: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The weighted retention terms on one retain batch (class doc); one forward pass of it."""
         weights = self.retention_weights
-        embeddings = self(retain["image"])
+        embeddings = self.retain_embeddings(retain)
         terms = {}
         if "cosface" in weights:
             terms["retain"] = weights["cosface"] * self.head(embeddings, retain["label"])
@@ -342,9 +351,12 @@ class FaceModule(L.LightningModule):
         return terms
 
     def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
-        terms = self.loss_terms(batch)
-        if self.retention_weights:
-            terms.update(self.retention_terms(batch["retain"]))
+        try:
+            terms = self.loss_terms(batch)
+            if self.retention_weights:
+                terms.update(self.retention_terms(batch["retain"]))
+        finally:
+            self._step_retain = None  # the graph goes with the step
         loss = torch.stack(list(terms.values())).sum()
         if not torch.isfinite(loss):
             values = ", ".join(f"{name}={value.item():.4g}" for name, value in terms.items())

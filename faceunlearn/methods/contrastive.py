@@ -7,7 +7,7 @@ from faceunlearn.methods.base import FaceModule
 class ContrastiveUnlearning(FaceModule):
     """Minimise the InfoNCE-style contrast of forget against retain embeddings (+ ``λ·L_cos`` retain).
 
-    See ``faceunlearn.losses.contrastive`` for the formula. Reads a retain batch even when λ = 0.
+    See ``faceunlearn.losses.contrastive`` for the formula. Reads a retain batch even when λ = 0; its one forward pass also feeds the retention terms.
 
     Args:
         temperature: T (official: 0.7).
@@ -20,5 +20,6 @@ class ContrastiveUnlearning(FaceModule):
 
     def loss_terms(self, batch):
         forget, retain = batch["forget"], batch["retain"]
-        loss = contrastive_unlearning_loss(self(forget["image"]), forget["label"], self(retain["image"]), self.hparams.temperature)
+        loss = contrastive_unlearning_loss(self(forget["image"]), forget["label"], self.retain_embeddings(retain),
+                                           self.hparams.temperature)
         return {"contrastive": loss}
