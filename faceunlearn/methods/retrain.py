@@ -14,6 +14,9 @@ class Retrain(FineTune):
     fine-tuned on the protocol's identities, and Retrain fine-tunes the same pretrained start on D_r
     only: it falls short of the ideal wherever pretraining already saw the forget identities
     (Glint360K may hold CelebA's celebrities), so Retrain there is "not fine-tuned on D_f", not "never saw D_f".
+    Where the Original is a pretrained network used as it is (the real-faces protocol: SFace, no
+    fine-tune), its recipe without D_f is the same network: Retrain *is* the Original there, and the
+    audit's reference is the Original (``sweep --audit`` without ``--retrain``).
     The forget identities' CosFace head rows receive no gradient (they keep their start values).
     """
 
