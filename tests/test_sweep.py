@@ -175,8 +175,9 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
     specs = sweep.sweep([DISP, GA], [0, 1], str(out), finetune_config=FINETUNE, retrain=True)
     calls = []
 
-    def fake_audit(config, ckpt, folder, retrain, overrides, references=None):
+    def fake_audit(config, ckpt, folder, retrain, overrides, references=None, relearn_lr="default"):
         calls.append((config, ckpt, retrain, overrides, references))
+        assert relearn_lr == "default"  # the audit's own attacker unless the sweep names one
         folder.mkdir(parents=True)
         (folder / "audit.csv").write_text("method,seed,benchmark,metric,value\n")
 

@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also train and evaluate the Retrain reference per forget set (the finetune config's recipe without D_f)")
     parser.add_argument("--audit", action="store_true",
                         help="then `faceunlearn audit` every finished method run into <run>/audit/ (against Retrain with --retrain)")
+    parser.add_argument("--relearn-lr", type=float, default=None,
+                        help="with --audit: the relearning attacker's lr for every model (default faceunlearn.audit.RELEARN_LR, 1e-2)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at once, each in its own process (one GPU each, round-robin; on a CPU, cores // jobs threads each)")
     parser.add_argument("--launcher", choices=("processes", "submitit"), default="processes",
@@ -42,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         launcher = launch.processes(args.jobs)
     library.sweep(args.configs, args.seeds, args.out, args.finetune_config, shlex.split(args.override),
-                  shlex.split(args.finetune_override), launcher=launcher, retrain=args.retrain, audit=args.audit)
+                  shlex.split(args.finetune_override), launcher=launcher, retrain=args.retrain, audit=args.audit,
+                  relearn_lr=args.relearn_lr)
 
 
 if __name__ == "__main__":

@@ -526,10 +526,11 @@ def finish(spec: RunSpec, result: RunResult, seconds: float) -> None:
     })
 
 
-def audit_runs(specs: list[RunSpec], audit=None) -> list[Path]:
+def audit_runs(specs: list[RunSpec], audit=None, relearn_lr: float | None = None) -> list[Path]:
     """``faceunlearn audit`` of every finished method run without ``<run>/audit/audit.csv`` (with the
     same seed's Retrain when the sweep has one); returns the audit folders written. The first audit of a
-    forget set audits the Original and Retrain; later ones whose step 0 is the same copy them from it."""
+    forget set audits the Original and Retrain; later ones whose step 0 is the same copy them from it.
+    ``relearn_lr``: the relearning attacker's lr (default: the audit's ``RELEARN_LR``)."""
     if audit is None:
         from faceunlearn.audit import audit
     retrain = {(spec.scenario, spec.seed): spec.run_dir / layout.CHECKPOINTS / "last.ckpt"
@@ -549,7 +550,9 @@ def audit_runs(specs: list[RunSpec], audit=None) -> list[Path]:
         references = earlier[1] if earlier and same_start_evaluation(spec.config, earlier[0]) else None
         reference = retrain.get((spec.scenario, spec.seed))
         print(f"[sweep] auditing {spec.name}" + (f" against {reference}" if reference else " (no Retrain run: Original only)"), flush=True)
-        audit(spec.config, str(checkpoint), folder, str(reference) if reference else None, spec.args[2:], references=references)
+        attacker = {} if relearn_lr is None else {"relearn_lr": relearn_lr}
+        audit(spec.config, str(checkpoint), folder, str(reference) if reference else None, spec.args[2:],
+              references=references, **attacker)
         first.setdefault(group, (spec.config, folder))
         written.append(folder)
     return written
@@ -557,7 +560,7 @@ def audit_runs(specs: list[RunSpec], audit=None) -> list[Path]:
 
 def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str | None = None,
           overrides: list[str] = (), finetune_overrides: list[str] = (), launcher=None, retrain: bool = False,
-          audit: bool = False) -> list[RunSpec]:
+          audit: bool = False, relearn_lr: float | None = None) -> list[RunSpec]:
     """Plan and make the sweep; returns every run (finished before or now) in order.
 
     ``launcher``: where the runs execute (``faceunlearn.experiments.launch``; the command passes one
@@ -587,6 +590,6 @@ def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str |
                           (finetune_config, finetune_overrides) if retrain else None)
         execute(specs, launcher=launcher)
         if audit:
-            audit_runs(specs)
+            audit_runs(specs, relearn_lr=relearn_lr)
     print(f"[sweep] all {len(specs)} runs finished in {out_dir}; tables: faceunlearn report {out_dir}")
     return specs
