@@ -268,6 +268,11 @@ def test_an_unfinished_original_is_resumed_and_a_finished_one_reused(tmp_path, m
     checkpoint.unlink()
     sweep.ensure_original(FINETUNE, overrides)
     assert fits == [checkpoint, None]
+    # a relative dirpath: the same absolute path whether the Original was found or trained (runs record it)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sweep, "_checkpoint_epoch", lambda path: 5)
+    assert sweep.ensure_original(FINETUNE, ["--checkpoint.dirpath", "ft"]) == checkpoint.resolve()
+    assert sweep.ensure_original(FINETUNE, ["--checkpoint.dirpath", "ft"]).is_absolute()
 
 
 def test_compare_is_a_one_seed_sweep_with_tables_1_and_2(fake, monkeypatch, capsys):

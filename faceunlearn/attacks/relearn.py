@@ -14,7 +14,7 @@ import torch
 
 
 def relearn(backbone: torch.nn.Module, head: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-            evaluate: Callable[[torch.nn.Module], dict], steps: Sequence[int] = (10, 50, 100), lr: float = 1e-2,
+            evaluate: Callable[[torch.nn.Module], dict], steps: Sequence[int] = (10, 50, 100), lr: float = 1e-4,
             ) -> dict[int, dict]:
     """``{N: evaluate(backbone after N steps)}`` on copies (the given modules are left untouched).
 

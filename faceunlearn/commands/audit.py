@@ -7,7 +7,7 @@ import shlex
 
 #: relearning attack step counts and lr (faceunlearn.audit.RELEARN_STEPS, RELEARN_LR; not imported here: it loads torch)
 RELEARN_STEPS = (10, 50, 100)
-RELEARN_LR = 1e-2
+RELEARN_LR = 1e-4
 
 
 def main(argv: list[str] | None = None) -> None:

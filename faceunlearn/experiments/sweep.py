@@ -244,9 +244,10 @@ def run_one(spec: RunSpec) -> RunResult:
 
 
 def ensure_original(finetune_config: str, overrides: list[str]) -> Path:
-    """The Original model's ``last.ckpt``: trained with ``finetune_config`` if missing, resumed if unfinished."""
+    """The Original model's ``last.ckpt`` (an absolute path, however it was found: the runs record it and a
+    resumed sweep compares it): trained with ``finetune_config`` if missing, resumed if unfinished."""
     info = describe_config(finetune_config, overrides)
-    checkpoint = Path(info.checkpoint_dirpath or "checkpoints") / "last.ckpt"
+    checkpoint = (Path(info.checkpoint_dirpath or "checkpoints") / "last.ckpt").resolve()
     resume = None
     if checkpoint.is_file():
         epoch = _checkpoint_epoch(checkpoint)
@@ -264,7 +265,7 @@ def ensure_original(finetune_config: str, overrides: list[str]) -> Path:
         warnings.filterwarnings("ignore", message=ARGS_WARNING)
         finetune = cli_main(["--config", finetune_config, *overrides], run=False)
     finetune.trainer.fit(finetune.model, finetune.datamodule, ckpt_path=resume, weights_only=True)
-    checkpoint = Path(finetune.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    checkpoint = (Path(finetune.trainer.checkpoint_callback.dirpath) / "last.ckpt").resolve()
     print(f"[sweep] Original model trained in {format_seconds(time.perf_counter() - start)}: {checkpoint}")
     del finetune
     gc.collect()
