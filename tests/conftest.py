@@ -1,3 +1,10 @@
+import os
+
+# Under pytest-xdist (`make test`) the test processes share the cores: one intra-op thread each, set
+# before torch loads (subprocesses a test starts inherit it), instead of each taking every core.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import numpy as np
 import pytest
 

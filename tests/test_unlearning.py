@@ -8,7 +8,8 @@ import torch
 from faceunlearn.data.dataset import model_input
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.cli import cli_main
-from faceunlearn.methods import BoundaryShrink, ContrastiveUnlearning, GradientAscent, LipschitzUnlearning, RandomLabeling
+from faceunlearn.methods import (BoundaryShrink, ContrastiveUnlearning, GradientAscent, HardDispersion, LipschitzUnlearning,
+                                 RandomLabeling)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def original(synthetic_root, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("original")
     # the untrained step 0 and the end are what the tests compare (the shipped config skips step 0)
     history = _run("demo_finetune.yaml", synthetic_root, out_dir, "--trainer.max_epochs", "8",
-                   "--trainer.check_val_every_n_epoch", "4", "--evaluation.evaluate_at_start", "true")
+                   "--trainer.check_val_every_n_epoch", "8", "--evaluation.evaluate_at_start", "true")
     return out_dir / "checkpoints/last.ckpt", history
 
 
@@ -55,15 +56,13 @@ def test_cosface_training_learns_identities(original):
     assert history[-1][1]["retain/mAP"] > history[0][1]["retain/mAP"] + 0.1  # open set: unseen identities too
 
 
-@pytest.mark.parametrize("method_config", ["demo_disp.yaml", "demo_harddisp.yaml"])
-def test_dispersion_unlearns_the_forget_set(synthetic_root, original, tmp_path, method_config):
+def test_dispersion_unlearns_the_forget_set(synthetic_root, original, tmp_path):
+    # Hard Dispersion (Eq. 6) ran this 60-step test too (forget mAP kept 0.53 / 0.52, retain 0.95 /
+    # 0.87) until the suite outgrew its 3-minute budget; its step is now tested below, like the baselines'.
     checkpoint, original_history = original
-    # Hard Dispersion runs without the view term (one image per forget sample, half the forward cost):
-    # the view term itself is tested with Dispersion's shipped config; here Eq. 6 is what is tested.
-    lighter = ["--model.init_args.view_dispersion", "0"] if method_config == "demo_harddisp.yaml" else []
     history = _run(
-        method_config, synthetic_root, tmp_path, "--model.init_args.init_weights", str(checkpoint),
-        "--data.batches_per_epoch", "30", "--trainer.max_epochs", "2", *lighter,
+        "demo_disp.yaml", synthetic_root, tmp_path, "--model.init_args.init_weights", str(checkpoint),
+        "--data.batches_per_epoch", "30", "--trainer.max_epochs", "2", "--run_files.snapshots", "[]",
     )
     before, after = history[0][1], history[-1][1]
     # Step 0 = the Original: the same weights. Only the evaluation batches differ (this run also embeds
@@ -79,19 +78,17 @@ def test_dispersion_unlearns_the_forget_set(synthetic_root, original, tmp_path, 
     # layers 2-4 trained, lambda 0.1, distill 3, view dispersion (the Original differs per thread count):
     #   Dispersion      forget mAP 0.895 -> 0.426 / 0.894 -> 0.418   CS 0.480 -> 0.132 / 0.479 -> 0.131
     #                   retain mAP 0.862 -> 0.811 / 0.862 -> 0.775
-    #   HardDispersion  forget mAP 0.895 -> 0.472 / 0.894 -> 0.465   CS 0.480 -> 0.148 / 0.479 -> 0.147
-    #   (no view term)  retain mAP 0.862 -> 0.819 / 0.862 -> 0.749
     # The retain benchmark is coarse (a few held-out identities' profile queries) and moved by 0.04
     # between thread counts, so the bounds are relative and leave wide margins.
-    forget_kept = after["forget/mAP"] / before["forget/mAP"]  # observed 0.48 / 0.47 (Disp), 0.53 / 0.52 (Hard)
-    retain_kept = after["retain/mAP"] / before["retain/mAP"]  # observed 0.94 / 0.90 (Disp), 0.95 / 0.87 (Hard)
+    forget_kept = after["forget/mAP"] / before["forget/mAP"]  # observed 0.48 / 0.47
+    retain_kept = after["retain/mAP"] / before["retain/mAP"]  # observed 0.94 / 0.90
     # forgetting happens: doing nothing keeps 1.0; the bound leaves >= 0.22 of ratio on every observed value
     assert forget_kept < 0.75
-    assert after["forget/CS"] < before["forget/CS"] - 0.15  # observed drops 0.35 (Disp), 0.33 (Hard)
+    assert after["forget/CS"] < before["forget/CS"] - 0.15  # observed drop 0.35
     # retention does not collapse: the paper's recipe on this model keeps ~0.2 of retain mAP (76.9 -> 15.7)
     assert retain_kept > 0.7
     # and it is targeted: the forget set loses relatively at least twice what the held-out identities
-    # lose (observed 8.7x / 5.3x Disp, 9.4x / 3.7x Hard); a method that degrades every identity alike
+    # lose (observed 8.7x / 5.3x); a method that degrades every identity alike
     # (the paper's recipe: forget keeps 0.20, retain 0.20) fails here
     assert 1 - forget_kept > 2 * (1 - retain_kept)
 
@@ -181,6 +178,21 @@ def test_lipschitz_step_lowers_the_ratio_to_the_noisy_targets(original, batches)
     optimizer.step()
     with torch.no_grad():
         assert float(lipschitz_loss(model(images), noisy_before, norms)) < before
+
+
+def test_hard_dispersion_step_lowers_the_hardest_positive_similarity(original, batches):
+    """Eq. 6 descends: one step lowers the mean cosine of each forget anchor to its closest
+    same-identity embedding (observed 0.5978 -> 0.5945 at 2 threads, a change ~3000x float noise)."""
+    from faceunlearn.losses import hard_dispersion_loss
+
+    model = _method(HardDispersion, original[0])
+    images, labels = batches["forget"]["image"], batches["forget"]["label"]
+    with torch.no_grad():
+        before = float(model.loss_terms(batches)["dispersion"])
+        assert before == pytest.approx(float(hard_dispersion_loss(model(images), labels, 0.0)), abs=1e-6)
+    _step(model, batches, lr=0.001)
+    with torch.no_grad():
+        assert float(model.loss_terms(batches)["dispersion"]) < before
 
 
 def test_contrastive_step_lowers_the_contrast(original, batches):

@@ -1,7 +1,5 @@
 """Run ``fit`` of Dispersion, Boundary Shrink and a SalUn-masked Dispersion on 1 or N CPU processes
-(Lightning DDP, gloo), then resume the first from its epoch-0 checkpoint.
-
-    python tests/scripts/ddp_fit.py PACKED_ROOT OUT_DIR NUM_PROCESSES
+(Lightning DDP, gloo), then resume the first from its epoch-0 checkpoint; tests/scripts/ddp.py runs it.
 
 Each rank writes OUT_DIR/rank<r>.json: per run, the forget-batch image ids it trained on, its
 evaluation history, a SHA-256 of the final weights and of the SalUn masks. One intra-op thread per
@@ -10,11 +8,7 @@ the evaluation set is split over ranks.
 """
 import hashlib
 import json
-import os
-import sys
 from pathlib import Path
-
-os.environ["OMP_NUM_THREADS"] = "1"
 
 import lightning as L
 import torch
@@ -75,7 +69,7 @@ def fit(root, out_dir, processes, name, ckpt_path=None, max_epochs=2):
     }
 
 
-def main(root: str, out_dir: str, processes: int) -> None:
+def run(root: str, out_dir: str, processes: int) -> None:
     torch.set_num_threads(1)
     results = {}
     for name in RUNS:
@@ -84,10 +78,3 @@ def main(root: str, out_dir: str, processes: int) -> None:
     trainer, results["dispersion_resumed"] = fit(root, out_dir + "/resumed", processes, "dispersion",
                                                  ckpt_path=str(Path(out_dir, "dispersion", "epoch=0-step=%d.ckpt" % (4 // processes))))
     Path(out_dir, f"rank{trainer.global_rank}.json").write_text(json.dumps(results, sort_keys=True))
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

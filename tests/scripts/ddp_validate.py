@@ -1,6 +1,5 @@
-"""Run `validate` with the evaluation callback on 1 or N CPU processes (Lightning DDP, gloo).
-
-    python tests/scripts/ddp_validate.py PACKED_ROOT OUT_DIR NUM_PROCESSES
+"""Run `validate` with the evaluation callback on 1 or N CPU processes (Lightning DDP, gloo);
+tests/scripts/ddp.py runs it.
 
 Each rank writes the metrics it logged to OUT_DIR/<engine>_rank<r>.json, for the exact and the FAISS engine. Lightning's default DistributedSampler
 is kept here (it pads the ranks with repeated images, which the metric drops by image id). Images are embedded one per batch: a conv net's
@@ -11,11 +10,7 @@ OMP_NUM_THREADS Lightning gives each DDP rank cpu_count // processes threads whi
 process keeps torch's default, and kernels may round differently with another thread count.
 """
 import json
-import os
-import sys
 from pathlib import Path
-
-os.environ["OMP_NUM_THREADS"] = "1"  # before torch loads; ranks inherit it, and Lightning keeps a set value
 
 import lightning as L
 import torch
@@ -31,7 +26,7 @@ BENCHMARKS = {
 }
 
 
-def main(root: str, out_dir: str, processes: int) -> None:
+def run(root: str, out_dir: str, processes: int) -> None:
     torch.set_num_threads(1)
     for engine in ("exact", "faiss"):
         L.seed_everything(0)
@@ -48,11 +43,3 @@ def main(root: str, out_dir: str, processes: int) -> None:
         trainer.validate(model, data)
         logged = {key: float(value) for key, value in trainer.callback_metrics.items()}
         Path(out_dir, f"{engine}_rank{trainer.global_rank}.json").write_text(json.dumps(logged, sort_keys=True))
-    if torch.distributed.is_initialized():
-        # Leave together: a rank that exits while its peer's gloo threads still read the socket
-        # can make the peer abort (SIGABRT) during interpreter shutdown.
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-
-if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
