@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from faceunlearn.audit import AUDIT_JSON, RELEARN_LR, RELEARN_STEPS
 from faceunlearn.experiments import launch, layout, sweep
 from faceunlearn.experiments.report import collect
 
@@ -180,6 +181,7 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
         assert relearn_lr == "default"  # the audit's own attacker unless the sweep names one
         folder.mkdir(parents=True)
         (folder / "audit.csv").write_text("method,seed,benchmark,metric,value\n")
+        (folder / AUDIT_JSON).write_text(json.dumps({"relearn_lr": RELEARN_LR, "relearn_steps": list(RELEARN_STEPS)}))
 
     written = sweep.audit_runs(specs, audit=fake_audit)
     assert [folder.parent.name + "/" + folder.parent.parent.name for folder in written] == [
@@ -191,6 +193,14 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
         assert retrain == str(out / f"retrain/seed{seed}/checkpoints/last.ckpt")
         assert ckpt.endswith(f"seed{seed}/checkpoints/last.ckpt") and _arg_of(overrides, "--data.seed") == seed
     assert sweep.audit_runs(specs, audit=fake_audit) == []  # audited runs are not audited again
+    # a resumed sweep with another attacker stops before auditing anything: one table, one attacker
+    with pytest.raises(SystemExit, match=r"demo_disp/seed0 used another relearning attacker \(relearn_lr 0.0001, not 0.01\)"):
+        sweep.audit_runs(specs, audit=fake_audit, relearn_lr=1e-2)
+    assert sweep.audit_runs(specs, audit=fake_audit, relearn_lr=RELEARN_LR) == []
+    (written[1] / AUDIT_JSON).unlink()  # an audit from before audit.json: its attacker is unknown
+    with pytest.raises(SystemExit, match="demo_ga/seed0 has no readable .*audit.json"):
+        sweep.audit_runs(specs, audit=fake_audit)
+    assert len(calls) == 4
 
 
 

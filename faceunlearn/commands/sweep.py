@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audit", action="store_true",
                         help="then `faceunlearn audit` every finished method run into <run>/audit/ (against Retrain with --retrain)")
     parser.add_argument("--relearn-lr", type=float, default=None,
-                        help="with --audit: the relearning attacker's lr for every model (default faceunlearn.audit.RELEARN_LR, 1e-4)")
+                        help="with --audit: the relearning attacker's lr for every model (default faceunlearn.audit.RELEARN_LR, 1e-4); "
+                             "a resumed sweep whose audits used another stops before auditing")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at once, each in its own process (one GPU each, round-robin; on a CPU, cores // jobs threads each)")
     parser.add_argument("--launcher", choices=("processes", "submitit"), default="processes",

@@ -40,11 +40,14 @@ the sweep's own arguments (seed, start weights, output folders) come after it an
 * **Audit** (``--audit``): after the runs, ``faceunlearn audit`` of every finished method run
   (``<run>/audit/``: verification, identification, membership inference, recovery attacks, against
   the Original and, with ``--retrain``, the same seed's Retrain); ``report`` adds the audit table.
+  A resumed sweep keeps the audits already written only if they used its relearning attacker (lr and
+  steps): otherwise it stops before auditing, so that one table never mixes two attackers.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import time
 import warnings
@@ -527,13 +530,35 @@ def finish(spec: RunSpec, result: RunResult, seconds: float) -> None:
     })
 
 
+def check_attacker(audited: list[RunSpec], attacker: dict) -> None:
+    """Stop (one line) if an audit already written in these runs used another relearning attacker than
+    ``attacker`` (its ``audit.json`` settings), or has no ``audit.json`` to tell."""
+    from faceunlearn.audit import AUDIT_JSON
+
+    for spec in audited:
+        settings_file = spec.run_dir / layout.AUDIT / AUDIT_JSON
+        try:
+            theirs = json.loads(settings_file.read_text())
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"the audit of {spec.name} has no readable {settings_file} ({error}), so its relearning "
+                             f"attacker is unknown: delete {settings_file.parent} to audit that run again")
+        differ = [f"{key} {theirs.get(key)!r}, not {value!r}" for key, value in attacker.items() if theirs.get(key) != value]
+        if differ:
+            raise SystemExit(f"the audit of {spec.name} used another relearning attacker ({'; '.join(differ)}): "
+                             f"pass its settings (--relearn-lr), or delete the sweep's audit/ folders to audit again")
+
+
 def audit_runs(specs: list[RunSpec], audit=None, relearn_lr: float | None = None) -> list[Path]:
     """``faceunlearn audit`` of every finished method run without ``<run>/audit/audit.csv`` (with the
     same seed's Retrain when the sweep has one); returns the audit folders written. The first audit of a
     forget set audits the Original and Retrain; later ones whose step 0 is the same copy them from it.
     ``relearn_lr``: the relearning attacker's lr (default: the audit's ``RELEARN_LR``)."""
+    from faceunlearn.audit import RELEARN_LR, RELEARN_STEPS
+
     if audit is None:
         from faceunlearn.audit import audit
+    check_attacker([spec for spec in specs if spec.kind == "method" and (spec.run_dir / layout.AUDIT / "audit.csv").is_file()],
+                   {"relearn_lr": RELEARN_LR if relearn_lr is None else relearn_lr, "relearn_steps": list(RELEARN_STEPS)})
     retrain = {(spec.scenario, spec.seed): spec.run_dir / layout.CHECKPOINTS / "last.ckpt"
                for spec in specs if spec.kind == "retrain" and layout.is_finished(spec.run_dir)}
     first: dict[tuple, tuple[str, Path]] = {}  # (scenario, seed, start weights) → the first audited config, its folder
