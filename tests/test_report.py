@@ -206,7 +206,8 @@ def test_audit_table_from_the_runs_audit_files(tmp_path, capsys):
     root = tmp_path / "sweep"
     for seed, value in ((0, 0.2), (1, 0.4)):
         run = make_run(root, "demo_disp", seed, "Dispersion", {"forget/mAP": value})
-        rows = [{"method": method, "seed": seed, "benchmark": test, "metric": metric, "value": number}
+        rows = [{"method": method, "seed": seed, "benchmark": test, "metric": metric,
+                 "value": float("nan") if (method, test, seed) == ("Dispersion", "membership", 1) else number}
                 for method, number in (("Original", 0.9), ("Dispersion", value), ("Retrain", 0.1))
                 for test, metric in (("forget", "mAP"), ("membership", "AUC_forget_train_vs_unseen"))]
         write_csv(rows, run / "audit" / "audit.csv")
@@ -222,10 +223,22 @@ def test_audit_table_from_the_runs_audit_files(tmp_path, capsys):
     assert grid[0] == pytest.approx(1e-3) and grid[-1] == pytest.approx(1.0)
     assert mean == pytest.approx(np.full(len(grid), (0.1 + 0.2) / 2))  # seeds 0 and 1: TAR 0.1 and 0.2
     audit = markdown.split("### Audit")[1]
-    lines = [line for line in audit.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    summary = audit.split("####")[0]
+    lines = [line for line in summary.splitlines() if line.startswith("| ") and not line.startswith("| model")]
     assert [line.split(" | ")[0][2:] for line in lines] == ["Original", "Retrain", "Dispersion"]
     assert lines[2].startswith(f"| Dispersion | 30.00 ± {100 * np.std([0.2, 0.4], ddof=1):.2f} | n/a (missing) |")
     assert lines[1].startswith("| Retrain | 10.00 ± 0.00 |")
+    # every test of every model: a row per (test, metric); a NaN (no data) counts as missing, "(n=k)" says so
+    detail = audit.split("#### Every test, every model")[1]
+    assert "| test | metric | Original | Retrain | Dispersion |" in detail
+    assert f"| forget | mAP | 90.00 ± 0.00 | 10.00 ± 0.00 | 30.00 ± {100 * np.std([0.2, 0.4], ddof=1):.2f} |" in detail
+    assert "| membership | AUC_forget_train_vs_unseen | 90.00 ± 0.00 | 10.00 ± 0.00 | 20.00 (n=1) |" in detail
+    table = list(csv.DictReader((root / "report/report.csv").open()))
+    audited = {(row["method"], row["benchmark"], row["metric"]): row for row in table if row["table"] == "audit"}
+    assert len(audited) == 3 * 2
+    row = audited["Dispersion", "forget", "mAP"]
+    assert (float(row["mean"]), float(row["std"]), row["n"]) == (pytest.approx(0.3), pytest.approx(np.std([0.2, 0.4], ddof=1)), "2")
+    assert audited["Dispersion", "membership", "AUC_forget_train_vs_unseen"]["std"] == ""  # one finite value
 
 
 def test_mean_roc_interpolates_in_log_far_on_the_shared_range():

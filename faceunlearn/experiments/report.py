@@ -16,8 +16,9 @@ mean, std, n, scenario; values as fractions like results.csv; empty mean/std whe
 trade-off figure ``tradeoff.png`` (also in TensorBoard under ``tensorboard/``): forget mAP against
 retention mAP of the reported runs and, with ``--tune DIR ...``, of every trial of those tuning
 studies (validation), each with its Pareto front, and the validation front table
-(``faceunlearn.experiments.tradeoff``). With audits (``sweep --audit``) it adds the audit table and
-``audit_roc.png``, every audited model's verification ROC averaged over forget sets.
+(``faceunlearn.experiments.tradeoff``). With audits (``sweep --audit``) it adds the audit tables (the
+headline columns, then every test of every model, mean ± std over forget sets; in report.csv as table
+"audit") and ``audit_roc.png``, every audited model's verification ROC averaged over forget sets.
 """
 
 from __future__ import annotations
@@ -381,17 +382,60 @@ def audit_table(runs: list[Run]) -> str:
     if not values:
         return ""
     lines = ["| model | " + " | ".join(title for _, _, title in AUDIT_COLUMNS) + " |", "|---|" + "---:|" * len(AUDIT_COLUMNS)]
-    for method in sorted(values, key=lambda label: (method_sort_key(label.split(" (")[0]), label)):
-        cells = []
-        for test, metric, _ in AUDIT_COLUMNS:
-            cell = Cell(values[method].get((test, metric), []))
-            cells.append(MISSING if cell.mean is None else f"{100 * cell.mean:.2f}" + (f" ± {100 * cell.std:.2f}" if cell.std is not None else ""))
+    for method in _audit_models(values):
+        seeds = max(len(by_seed) for by_seed in values[method].values())
+        cells = [_audit_text(_finite_cell(values[method].get((test, metric), [])), seeds) for test, metric, _ in AUDIT_COLUMNS]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return ("### Audit (faceunlearn audit)\n\nIn %, mean ± std over forget sets. Truly forgetting is being close to "
             "Retrain in every column, not reaching 0: MIA AUC is the membership attack's AUC (D_f^train vs never-seen "
             "people); probe, stale gallery and relearn-100 are recovery attacks (forget mAP through a linear map learned "
             "on retain embeddings, against a gallery the Original embedded, after 100 fine-tuning steps on 2 images "
             "per forget identity).\n\n" + "\n".join(lines))
+
+
+def _audit_models(values: dict) -> list[str]:
+    return sorted(values, key=lambda label: (method_sort_key(label.split(" (")[0]), label))
+
+
+def _finite_cell(values: list[float]) -> Cell:
+    """The finite values: a test without data (e.g. no genuine pairs) writes NaN."""
+    return Cell([value for value in values if value == value])
+
+
+def _audit_text(cell: Cell, seeds: int) -> str:
+    """mean ± std in %, with "(n=k)" when only k of the model's ``seeds`` forget sets have a value."""
+    if cell.mean is None:
+        return MISSING
+    text = f"{100 * cell.mean:.2f}" + (f" ± {100 * cell.std:.2f}" if cell.std is not None else "")
+    return text + (f" (n={cell.n})" if cell.n < seeds else "")
+
+
+def audit_detail_table(runs: list[Run]) -> str:
+    """Every (test, metric) of the audits as a row, every audited model as a column: mean ± std over forget sets."""
+    values = audit_rows(runs)
+    if not values:
+        return ""
+    models = _audit_models(values)
+    seeds = {model: max(len(by_seed) for by_seed in values[model].values()) for model in models}
+    keys = list(dict.fromkeys(key for model in models for key in values[model]))
+    lines = ["| test | metric | " + " | ".join(models) + " |", "|---|---|" + "---:|" * len(models)]
+    for test, metric in keys:
+        cells = [_audit_text(_finite_cell(values[model].get((test, metric), [])), seeds[model]) for model in models]
+        lines.append(f"| {test} | {metric} | " + " | ".join(cells) + " |")
+    return "#### Every test, every model\n\nIn % (AUC × 100), mean ± std over forget sets.\n\n" + "\n".join(lines)
+
+
+def audit_csv_rows(runs: list[Run]) -> list[dict]:
+    """The audits, tidy: one row per model, test and metric (``table`` "audit"), mean and std over forget sets."""
+    values = audit_rows(runs)
+    rows = []
+    for model in _audit_models(values):
+        for (test, metric), numbers in values[model].items():
+            cell = _finite_cell(numbers)
+            rows.append({"method": model, "table": "audit", "benchmark": test, "metric": metric,
+                         "mean": "" if cell.mean is None else repr(cell.mean), "std": "" if cell.std is None else repr(cell.std),
+                         "n": cell.n, "scenario": ""})
+    return rows
 
 
 #: the averaged ROC figure of the audits
@@ -497,6 +541,7 @@ def write_report(runs: list[Run], out: str | Path, run_dir: str, tables: tuple[T
         "### Run time\n\n" + time_table(runs) if runs else "",
         gap_table(runs),
         audit_table(runs),
+        audit_detail_table(runs),
         audit_roc_section(runs, out),
         tradeoff_section(runs, list(studies), out),
     ]).rstrip() + "\n"
@@ -506,5 +551,5 @@ def write_report(runs: list[Run], out: str | Path, run_dir: str, tables: tuple[T
              "mean": "" if cell.mean is None else repr(cell.mean), "std": "" if cell.std is None else repr(cell.std),
              "n": cell.n, "scenario": row["scenario"]}
             for row in gap_rows(runs) for name, cell in (("avg_gap", row["gap"]), ("time_ratio", row["time"])) if cell.n]
-    write_csv_atomic(out / "report.csv", csv_rows(results) + gaps, REPORT_CSV_COLUMNS)
+    write_csv_atomic(out / "report.csv", csv_rows(results) + gaps + audit_csv_rows(runs), REPORT_CSV_COLUMNS)
     return markdown
