@@ -249,7 +249,9 @@ def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = No
     markdown += f"\n## Files of {run_dir} that hold forget-set data\n\n"
     markdown += "\n".join(f"* `{path}`: {what}" for path, what in leftovers) if leftovers else "None."
     markdown += ("\n\n(`faceunlearn purge` removes them. The checkpoint's CosFace head keeps one weight row per "
-                 "training identity, forget identities included: model state, not removed.)\n")
+                 "training identity, forget identities included: a template of each forgotten person, kept because "
+                 "resuming and the relearning attack read it; `faceunlearn purge --checkpoints` zeroes those rows "
+                 "once the run need not resume.)\n")
     for path, what in leftovers:
         print(f"[audit] holds forget-set data: {path} ({what})")
     write_text_atomic(out / "audit.md", markdown)

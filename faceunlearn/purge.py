@@ -12,13 +12,19 @@ identity (``RunFiles.keep_forget_embeddings``); runs made with it on, or before 
 their entries, and redraws (or deletes) the t-SNE figure. The forget identities of a run are read
 from its ``done.json`` (``forget_identities``, written by ``faceunlearn sweep``) and from the
 snapshots' own ``forget`` subset. ``purge_pack`` blanks a pack's crops of given identities.
+
 Checkpoints hold no images or embeddings, but the CosFace head keeps one weight row per training
-identity, forget identities included (a class centroid); that is model state, not a run file, and is
-reported, not removed.
+identity, forget identities included: a class centroid, imprinted from the Original's embeddings
+(real protocols) or trained on them, so a template of the person in the Original's embedding space.
+By default it stays (``faceunlearn audit`` reports it): resuming, the forget benchmarks' head accuracy
+and the relearning attack read it. ``purge_checkpoints`` (``purge --checkpoints``) zeroes those rows
+in every checkpoint and drops the optimiser state (its momentum holds the same rows' gradients), so a
+purged checkpoint serves inference, evaluation and export but no longer resumes.
 """
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -119,6 +125,67 @@ def purge(root: str | Path, dry_run: bool = False) -> list[str]:
                     done.append(f"redrew {figure} from the purged snapshots")
             except ImportError:
                 pass
+    return done
+
+
+#: recorded in a purged checkpoint: the identities whose head rows were zeroed
+PURGED_KEY = "purged_forget_identities"
+
+
+def _checkpoint_forget_identities(checkpoint: Path) -> set[int]:
+    """The forget identities of the run that wrote ``checkpoint``: its run folder's ``done.json``
+    (``<run>/checkpoints/*.ckpt``, a sweep's layout)."""
+    return _done_forget_identities(checkpoint.parent.parent)
+
+
+def _load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:  # unreadable, truncated or not a torch file
+        raise SystemExit(f"faceunlearn purge: cannot read checkpoint {path}: {error}; nothing changed")
+
+
+def _head_rows(checkpoint: dict, path: Path, labels: set[int] | list[int]) -> torch.Tensor:
+    """The checkpoint's CosFace head weight, after checking that every label has a row."""
+    head = checkpoint.get("state_dict", {}).get("head.weight") if isinstance(checkpoint, dict) else None
+    if not isinstance(head, torch.Tensor):
+        raise SystemExit(f"faceunlearn purge: {path} has no CosFace head (state_dict['head.weight']); nothing changed")
+    outside = sorted(label for label in labels if not 0 <= label < head.shape[0])
+    if outside:
+        raise SystemExit(f"faceunlearn purge: identities {outside} have no row in the head of {path} "
+                         f"({head.shape[0]} classes); nothing changed")
+    return head
+
+
+def purge_checkpoints(root: str | Path, identities: list[int] | None = None, dry_run: bool = False) -> list[str]:
+    """Zero the CosFace head rows of the forget identities in every ``*.ckpt`` under ``root`` (atomically) and drop
+    their optimiser and scheduler state; ``identities`` for checkpoints whose run recorded none (no ``done.json``).
+    Every checkpoint is checked before any is rewritten: one that cannot be purged stops it, nothing changed."""
+    from faceunlearn.atomic import atomic_path
+
+    root = Path(root)
+    checkpoints = [root] if root.is_file() else sorted(root.rglob("*.ckpt"))
+    plan = []
+    for path in checkpoints:  # check them all first (one at a time: a sweep's checkpoints need not fit in memory)
+        labels = _checkpoint_forget_identities(path) or set(identities or ())
+        if not labels:
+            raise SystemExit(f"faceunlearn purge: {path} has no done.json beside its folder to tell its forget identities; "
+                             "pass them with --identities; nothing changed")
+        _head_rows(_load_checkpoint(path), path, labels)
+        plan.append((path, sorted(labels)))
+    done = []
+    for path, labels in plan:
+        if dry_run:
+            done.append(f"would zero the head rows of {len(labels)} forget identities {labels} in {path}")
+            continue
+        checkpoint = _load_checkpoint(path)
+        _head_rows(checkpoint, path, labels)[labels] = 0
+        dropped = [key for key in ("optimizer_states", "lr_schedulers") if checkpoint.pop(key, None) is not None]
+        checkpoint[PURGED_KEY] = sorted(set(checkpoint.get(PURGED_KEY, [])) | set(labels))
+        with atomic_path(path) as partial:
+            torch.save(checkpoint, partial)
+        done.append(f"zeroed the head rows of forget identities {labels} in {path}"
+                    + (f" and dropped its {' and '.join(dropped)} (it no longer resumes)" if dropped else ""))
     return done
 
 

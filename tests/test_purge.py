@@ -9,7 +9,7 @@ import torch
 from faceunlearn import runfiles
 from faceunlearn.commands.purge import main
 from faceunlearn.data.packed import PackedFaces
-from faceunlearn.purge import forget_data_files, purge, purge_pack
+from faceunlearn.purge import PURGED_KEY, forget_data_files, purge, purge_checkpoints, purge_pack
 
 
 def _run(tmp_path):
@@ -73,3 +73,56 @@ def test_purge_pack_blanks_only_the_named_identities(tmp_path):
     assert "blanked 24 crops" in message and not np.asarray(after.images)[gone].any()
     assert np.array_equal(np.asarray(after.images)[~gone], before[~gone])
     assert json.loads((packed.root / "meta.json").read_text())["purged_identities"] == [0, 1]
+
+
+def _checkpoint(path, rows=4):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    checkpoint = {"state_dict": {"head.weight": torch.randn(rows, 3), "backbone.fc.weight": torch.randn(3, 5)},
+                  "optimizer_states": [{"state": {0: {"momentum_buffer": torch.randn(rows, 3)}}}], "lr_schedulers": [{}],
+                  "epoch": 1}
+    torch.save(checkpoint, path)
+    return checkpoint
+
+
+def test_purge_checkpoints_zeroes_only_the_forget_rows_and_drops_the_optimiser_state(tmp_path, capsys):
+    run = _run(tmp_path)  # done.json: forget identities 0 and 1
+    original = {name: _checkpoint(run / "checkpoints" / name) for name in ("last.ckpt", "epoch=0-step=3.ckpt")}
+    loose = tmp_path / "sweep/elsewhere/last.ckpt"  # a checkpoint folder outside a run folder: no done.json
+    _checkpoint(loose)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*.ckpt")}
+    with pytest.raises(SystemExit, match="elsewhere/last.ckpt has no done.json.*--identities; nothing changed"):
+        purge_checkpoints(tmp_path / "sweep")
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*.ckpt")} == before  # checked before any was written
+    with pytest.raises(SystemExit, match=r"identities \[7\] have no row in the head of .*elsewhere/last.ckpt \(4 classes\)"):
+        purge_checkpoints(tmp_path / "sweep", identities=[7])
+    assert purge_checkpoints(tmp_path / "sweep", identities=[3], dry_run=True)[0].startswith("would zero")
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*.ckpt")} == before
+
+    main([str(tmp_path / "sweep"), "--checkpoints", "--identities", "3"])
+    printed = capsys.readouterr().out
+    assert printed.count("zeroed the head rows") == 3 and "it no longer resumes" in printed
+    assert "rewrote" in printed  # the embeddings were purged too
+    for name, saved in original.items():
+        purged = torch.load(run / "checkpoints" / name, weights_only=True)
+        head = purged["state_dict"]["head.weight"]
+        assert torch.equal(head[:2], torch.zeros(2, 3)) and torch.equal(head[2:], saved["state_dict"]["head.weight"][2:])
+        assert torch.equal(purged["state_dict"]["backbone.fc.weight"], saved["state_dict"]["backbone.fc.weight"])
+        assert "optimizer_states" not in purged and "lr_schedulers" not in purged and purged["epoch"] == 1
+        assert purged[PURGED_KEY] == [0, 1]
+    elsewhere = torch.load(loose, weights_only=True)  # --identities only where the run recorded none
+    assert elsewhere[PURGED_KEY] == [3] and torch.equal(elsewhere["state_dict"]["head.weight"][3], torch.zeros(3))
+    assert not torch.equal(elsewhere["state_dict"]["head.weight"][0], torch.zeros(3))
+
+
+def test_purge_checkpoints_refuses_what_it_cannot_purge(tmp_path):
+    not_a_checkpoint = tmp_path / "run/checkpoints/last.ckpt"
+    not_a_checkpoint.parent.mkdir(parents=True)
+    not_a_checkpoint.write_bytes(b"not torch")
+    with pytest.raises(SystemExit, match="cannot read checkpoint .*last.ckpt"):
+        purge_checkpoints(not_a_checkpoint, identities=[0])
+    torch.save({"state_dict": {"backbone.fc.weight": torch.zeros(2)}}, not_a_checkpoint)
+    with pytest.raises(SystemExit, match=r"has no CosFace head \(state_dict\['head.weight'\]\)"):
+        purge_checkpoints(not_a_checkpoint, identities=[0])
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "absent"), "--checkpoints"])
