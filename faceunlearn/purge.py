@@ -132,10 +132,12 @@ def purge(root: str | Path, dry_run: bool = False) -> list[str]:
 PURGED_KEY = "purged_forget_identities"
 
 
-def _checkpoint_forget_identities(checkpoint: Path) -> set[int]:
-    """The forget identities of the run that wrote ``checkpoint``: its run folder's ``done.json``
-    (``<run>/checkpoints/*.ckpt``, a sweep's layout)."""
-    return _done_forget_identities(checkpoint.parent.parent)
+def _checkpoint_forget_identities(path: Path, checkpoint: dict) -> set[int]:
+    """The forget identities of the run that wrote ``checkpoint``: recorded in it by its DataModule
+    (``FaceDataModule.state_dict``), else in its run folder's ``done.json`` (``<run>/checkpoints/*.ckpt``,
+    a sweep's layout; checkpoints from before the DataModule recorded them)."""
+    recorded = checkpoint.get("FaceDataModule", {}).get("forget_identities")
+    return {int(i) for i in recorded} if recorded else _done_forget_identities(path.parent.parent)
 
 
 def _load_checkpoint(path: Path) -> dict:
@@ -159,7 +161,8 @@ def _head_rows(checkpoint: dict, path: Path, labels: set[int] | list[int]) -> to
 
 def purge_checkpoints(root: str | Path, identities: list[int] | None = None, dry_run: bool = False) -> list[str]:
     """Zero the CosFace head rows of the forget identities in every ``*.ckpt`` under ``root`` (atomically) and drop
-    their optimiser and scheduler state; ``identities`` for checkpoints whose run recorded none (no ``done.json``).
+    their optimiser and scheduler state; ``identities`` for checkpoints that record none (made before the DataModule
+    recorded them, outside a sweep).
     Every checkpoint is checked before any is rewritten: one that cannot be purged stops it, nothing changed."""
     from faceunlearn.atomic import atomic_path
 
@@ -167,11 +170,13 @@ def purge_checkpoints(root: str | Path, identities: list[int] | None = None, dry
     checkpoints = [root] if root.is_file() else sorted(root.rglob("*.ckpt"))
     plan = []
     for path in checkpoints:  # check them all first (one at a time: a sweep's checkpoints need not fit in memory)
-        labels = _checkpoint_forget_identities(path) or set(identities or ())
+        checkpoint = _load_checkpoint(path)
+        labels = _checkpoint_forget_identities(path, checkpoint) or set(identities or ())
         if not labels:
-            raise SystemExit(f"faceunlearn purge: {path} has no done.json beside its folder to tell its forget identities; "
+            raise SystemExit(f"faceunlearn purge: {path} records no forget identities (nor a done.json beside its folder); "
                              "pass them with --identities; nothing changed")
-        _head_rows(_load_checkpoint(path), path, labels)
+        _head_rows(checkpoint, path, labels)
+        del checkpoint
         plan.append((path, sorted(labels)))
     done = []
     for path, labels in plan:

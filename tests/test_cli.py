@@ -188,6 +188,18 @@ def test_fit_writes_outputs_and_resume_is_exact(tmp_path, random_packed):
         assert torch.equal(a, b), key
 
 
+def test_checkpoints_record_the_forget_set_and_a_resume_with_another_is_refused(tmp_path, random_packed):
+    from faceunlearn.models.weights import CheckpointMismatchError
+
+    fit = _fit(tmp_path, random_packed, "forget", epochs=1)
+    checkpoint = torch.load(tmp_path / "ckpt/forget/last.ckpt", weights_only=True)
+    recorded = checkpoint["FaceDataModule"]["forget_identities"]
+    assert recorded == sorted(int(i) for i in fit.datamodule.forget_identity_ids) and len(recorded) == 8
+    with pytest.raises(CheckpointMismatchError, match=r"trained to forget identities \[.*\], but this run's data \(data.seed 1"):
+        _fit(tmp_path, random_packed, "forget", epochs=2, ckpt_path=tmp_path / "ckpt/forget/last.ckpt",
+             extra=["--data.seed", "1"])
+
+
 def test_help_lists_every_command_and_predict_is_refused(capsys):
     from faceunlearn.cli import COMMANDS, TRAINER_COMMANDS, main
 

@@ -91,7 +91,7 @@ def test_purge_checkpoints_zeroes_only_the_forget_rows_and_drops_the_optimiser_s
     loose = tmp_path / "sweep/elsewhere/last.ckpt"  # a checkpoint folder outside a run folder: no done.json
     _checkpoint(loose)
     before = {path: path.read_bytes() for path in tmp_path.rglob("*.ckpt")}
-    with pytest.raises(SystemExit, match="elsewhere/last.ckpt has no done.json.*--identities; nothing changed"):
+    with pytest.raises(SystemExit, match="elsewhere/last.ckpt records no forget identities.*--identities; nothing changed"):
         purge_checkpoints(tmp_path / "sweep")
     assert {path: path.read_bytes() for path in tmp_path.rglob("*.ckpt")} == before  # checked before any was written
     with pytest.raises(SystemExit, match=r"identities \[7\] have no row in the head of .*elsewhere/last.ckpt \(4 classes\)"):
@@ -113,6 +113,11 @@ def test_purge_checkpoints_zeroes_only_the_forget_rows_and_drops_the_optimiser_s
     elsewhere = torch.load(loose, weights_only=True)  # --identities only where the run recorded none
     assert elsewhere[PURGED_KEY] == [3] and torch.equal(elsewhere["state_dict"]["head.weight"][3], torch.zeros(3))
     assert not torch.equal(elsewhere["state_dict"]["head.weight"][0], torch.zeros(3))
+    # a checkpoint records its own forget identities (FaceDataModule.state_dict): they come first
+    recorded = _checkpoint(tmp_path / "own/last.ckpt")
+    torch.save({**recorded, "FaceDataModule": {"forget_identities": [2]}}, tmp_path / "own/last.ckpt")
+    purge_checkpoints(tmp_path / "own", identities=[3])
+    assert torch.load(tmp_path / "own/last.ckpt", weights_only=True)[PURGED_KEY] == [2]
 
 
 def test_purge_checkpoints_refuses_what_it_cannot_purge(tmp_path):

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
                              "a .ckpt) and drop their optimiser state: purged checkpoints evaluate and export but no longer resume")
     parser.add_argument("--identities", type=int, nargs="+", default=None,
                         help="with --pack: the identity ids to blank; with --checkpoints: the forget identities of "
-                             "checkpoints whose run folder has no done.json (a run outside a sweep)")
+                             "checkpoints that record none (older ones outside a sweep)")
     args = parser.parse_args(argv)
     if args.identities is not None and args.pack is None and not args.checkpoints:
         parser.error("--identities goes with --pack or --checkpoints")

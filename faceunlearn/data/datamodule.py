@@ -243,6 +243,29 @@ class FaceDataModule(L.LightningDataModule):
             raise PackedDatasetError(self._missing_message())
         build_synthetic_dataset(self.root, **self.hparams.synthetic)
 
+    # -- checkpoint state: whom the run forgets ---------------------------------------------------
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint (Lightning keys it by the class name, ``FaceDataModule``): the forget
+        identities, so that a checkpoint says whom it was trained to forget (``faceunlearn purge
+        --checkpoints``) and a resumed run cannot go on with another forget set."""
+        if self.packed is None:
+            return {}
+        return {"forget_identities": [int(i) for i in self.forget_identity_ids]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """On resume (after ``setup``): the checkpoint's forget identities must be this run's."""
+        recorded = state_dict.get("forget_identities")
+        if recorded is None or self.packed is None:
+            return
+        current = sorted(int(i) for i in self.forget_identity_ids)
+        if sorted(recorded) != current:
+            from faceunlearn.models.weights import CheckpointMismatchError
+
+            raise CheckpointMismatchError(
+                f"the checkpoint was trained to forget identities {sorted(recorded)}, but this run's data "
+                f"(data.seed {self.hparams.seed}, forget_identities {self.hparams.forget_identities}) forgets {current}: "
+                "resume with the checkpoint's data settings, or start a new run")
+
     def setup(self, stage: str | None = None) -> None:
         if self.packed is not None:
             return
