@@ -165,6 +165,9 @@ def test_retrain_runs_once_per_seed_with_the_finetune_recipe_and_the_methods_ben
         assert train[:2] == ["--config", FINETUNE] and "--trainer.max_epochs" in train  # the Original's recipe ...
         assert _arg_of(train, "--model.class_path") == "faceunlearn.methods.Retrain"  # ... without the forget set
         assert _arg_of(train, "--data.seed") == str(spec.seed) == _arg(spec, "--data.seed")
+        # the Original's randomness (the config's seed_everything, as `faceunlearn retrain`), not forget set K's:
+        # Retrain K differs from the Original only by D_f
+        assert "--seed_everything" not in train and spec.settings["retrain_seed"] == "the Original's"
         assert _arg_of(train, "--checkpoint.dirpath") == str(spec.run_dir / "checkpoints")  # inside its run folder
         assert spec.args[:2] == ["--config", DISP]  # evaluated with the method configs' benchmarks
         assert _arg(spec, "--model.init_args.init_weights") == str(spec.run_dir / "checkpoints/last.ckpt")

@@ -34,7 +34,9 @@ the sweep's own arguments (seed, start weights, output folders) come after it an
 
 * **Retrain** (``--retrain``, needs ``--finetune-config``): per seed and scenario, a ``retrain/seed<K>``
   run trains the finetune config's recipe without forget set K (``faceunlearn.methods.Retrain``, its
-  checkpoints in the run folder) and then evaluates it like the Original, with the first method
+  checkpoints in the run folder), with the Original's own ``seed_everything`` (the config's, as
+  ``faceunlearn retrain`` does: the same initialisation and randomness, only D_f left out; forget set K
+  is drawn by ``--data.seed K``), and then evaluates it like the Original, with the first method
   config's benchmarks; its ``done.json`` keeps the training time (``train_seconds``). ``report``
   shows it as the Retrain row and every method's gap to it.
 * **Audit** (``--audit``): after the runs, ``faceunlearn audit`` of every finished method run
@@ -347,12 +349,12 @@ def retrain_spec(retrain: tuple[str, list[str]], eval_config: str, scenario: str
     directory = layout.run_dir(out, layout.retrain_stem(scenario), seed)
     checkpoint = directory / layout.CHECKPOINTS / "last.ckpt"
     train_args = ["--config", finetune_config, *finetune_overrides, "--model.class_path", RETRAIN_CLASS,
-                  "--seed_everything", str(seed), "--data.seed", str(seed),
+                  "--data.seed", str(seed),  # its seed_everything is the Original's (the config's): same initialisation
                   "--trainer.logger.init_args.save_dir", str(directory / "retrain_fit"),
                   "--trainer.logger.init_args.name", "", "--trainer.logger.init_args.version", "",
                   "--checkpoint.dirpath", str(directory / layout.CHECKPOINTS)]
     settings = {**settings, "retrain_config": finetune_config, "retrain_config_sha256": config_sha256(finetune_config),
-                "retrain_overrides": list(finetune_overrides)}
+                "retrain_overrides": list(finetune_overrides), "retrain_seed": "the Original's"}
     return RunSpec("retrain", eval_config, layout.retrain_stem(scenario), seed, scenario, directory,
                    run_args(eval_config, seed, directory, overrides, str(checkpoint)), str(checkpoint), settings,
                    train_args=train_args)
