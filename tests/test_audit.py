@@ -65,6 +65,23 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
         assert row["value"] == pytest.approx(first["value"], abs=1e-9, nan_ok=True), row
     with (tmp_path / "again/roc.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 3 * 2 * 40
+    # a sweep's audit in its own process (`faceunlearn sweep --jobs N`: launch.processes runs run_one there): the same rows
+    from faceunlearn.experiments import launch
+    from faceunlearn.experiments.sweep import RunSpec
+
+    job = RunSpec("audit", str(REPO / "configs/demo_disp.yaml"), "demo_disp", 0, "synthetic", tmp_path,
+                  ["--config", str(REPO / "configs/demo_disp.yaml"), *data], None,
+                  audit={"checkpoint": str(ckpt), "folder": str(tmp_path / "process"), "retrain": str(ckpt),
+                         "references": str(tmp_path / "audit"), "relearn_lr": None, "relearn_steps": [1, 2]})
+    [(_, result, _)] = list(launch.processes(1)([job]))
+    assert not isinstance(result, BaseException), result
+    assert json.loads((tmp_path / "process" / AUDIT_JSON).read_text())["references"] == str(tmp_path / "audit")
+    with (tmp_path / "process/audit.csv").open() as handle:
+        in_process = list(csv.DictReader(handle))
+    assert [(row["method"], row["benchmark"], row["metric"]) for row in in_process] == [
+        (row["method"], row["benchmark"], row["metric"]) for row in rows]
+    for row, first in zip(in_process, rows):
+        assert float(row["value"]) == pytest.approx(first["value"], abs=1e-6, nan_ok=True), row
     # another attacker, another Retrain or another forget set: nothing is copied
     for key, other in (("relearn_lr", 1e-2), ("retrain", None), ("seed", 7)):
         assert reference_results(tmp_path / "audit", {**settings, key: other}) is None

@@ -1,6 +1,7 @@
 """faceunlearn sweep: the run-folder contract, resuming, the Original once per seed, and one real tiny sweep."""
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -182,15 +183,22 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
     def fake_audit(config, ckpt, folder, retrain, overrides, references=None, relearn_lr="default"):
         calls.append((config, ckpt, retrain, overrides, references))
         assert relearn_lr == "default"  # the audit's own attacker unless the sweep names one
+        if ckpt == "fail":
+            raise ValueError("boom")
         folder.mkdir(parents=True)
         (folder / "audit.csv").write_text("method,seed,benchmark,metric,value\n")
         (folder / AUDIT_JSON).write_text(json.dumps({"relearn_lr": RELEARN_LR, "relearn_steps": list(RELEARN_STEPS)}))
+        return []
 
     written = sweep.audit_runs(specs, audit=fake_audit)
     assert [folder.parent.name + "/" + folder.parent.parent.name for folder in written] == [
-        "seed0/demo_disp", "seed0/demo_ga", "seed1/demo_disp", "seed1/demo_ga"]
-    # the first audit of a forget set audits the Original and Retrain; the next one of that set copies them
-    assert [call[4] for call in calls] == [None, written[0], None, written[2]]
+        "seed0/demo_disp", "seed0/demo_ga", "seed1/demo_disp", "seed1/demo_ga"]  # in the runs' order
+    # two waves: the first audit of each forget set audits the Original and Retrain, then the next one of
+    # that set copies them from it
+    assert [(call[1], call[4]) for call in calls] == [
+        (str(written[0].parent / "checkpoints/last.ckpt"), None), (str(written[2].parent / "checkpoints/last.ckpt"), None),
+        (str(written[1].parent / "checkpoints/last.ckpt"), str(written[0])),
+        (str(written[3].parent / "checkpoints/last.ckpt"), str(written[2]))]
     for config, ckpt, retrain, overrides, _ in calls:
         seed = ckpt.split("/seed")[1][0]
         assert retrain == str(out / f"retrain/seed{seed}/checkpoints/last.ckpt")
@@ -205,6 +213,35 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
         sweep.audit_runs(specs, audit=fake_audit)
     assert len(calls) == 4
 
+
+def test_audits_go_through_the_launcher_in_two_waves_and_a_failure_stops_them(fake, monkeypatch, tmp_path):
+    runner, override, out = fake
+    monkeypatch.setattr(sweep, "ensure_original", lambda config, overrides: tmp_path / "ft/last.ckpt")
+    specs = sweep.sweep([DISP, GA], [0, 1], str(out), finetune_config=FINETUNE, retrain=True)
+    waves, calls = [], []
+
+    def fake_audit(config, ckpt, folder, retrain, overrides, references=None, relearn_lr="default"):
+        calls.append(relearn_lr)
+        if "demo_ga/seed1" in ckpt:
+            raise ValueError("boom")
+        folder.mkdir(parents=True)
+        (folder / "audit.csv").write_text("method,seed,benchmark,metric,value\n")
+        return []
+
+    def launcher(jobs):  # as faceunlearn.experiments.launch.processes hands back outcomes, in this process
+        waves.append([job.name for job in jobs])
+        for job in jobs:
+            assert job.kind == "audit" and pickle.loads(pickle.dumps(job)) == job  # what a process or array task gets
+            try:
+                yield job, sweep.audit_one(job, fake_audit), 1.0
+            except ValueError as error:
+                yield job, error, 1.0
+
+    with pytest.raises(RuntimeError, match=r"the audit of demo_ga/seed1 \(audit\) failed: boom"):
+        sweep.audit_runs(specs, relearn_lr=3e-5, launcher=launcher)
+    assert waves == [["demo_disp/seed0 (audit)", "demo_disp/seed1 (audit)"], ["demo_ga/seed0 (audit)", "demo_ga/seed1 (audit)"]]
+    assert calls == [3e-5] * 4  # the sweep's attacker for every audit
+    assert (out / "demo_ga/seed0/audit/audit.csv").is_file() and not (out / "demo_ga/seed1/audit").exists()
 
 
 def test_missing_original_and_other_sweeps_are_refused(fake, tmp_path):

@@ -43,11 +43,14 @@ the sweep's own arguments (seed, start weights, output folders) come after it an
   (``<run>/audit/``: verification, identification, membership inference, recovery attacks, against
   the Original and, with ``--retrain``, the same seed's Retrain); ``report`` adds the audit table.
   A resumed sweep keeps the audits already written only if they used its relearning attacker (lr and
-  steps): otherwise it stops before auditing, so that one table never mixes two attackers.
+  steps): otherwise it stops before auditing, so that one table never mixes two attackers. The audits
+  go through the runs' launcher (``--jobs`` processes, or the submitit array) in two waves: the first
+  audit of each forget set (it audits the Original and Retrain), then the others, which copy those rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -150,7 +153,7 @@ def config_sha256(path: str | os.PathLike) -> str | None:
 class RunSpec:
     """One run of the sweep: a method run (``fit``), the Original's evaluation or a re-evaluation (``validate``)."""
 
-    kind: str  # "method" | "original" | "retrain" | "reevaluate"
+    kind: str  # "method" | "original" | "retrain" | "reevaluate" | "audit"
     config: str
     stem: str
     seed: int
@@ -163,10 +166,13 @@ class RunSpec:
     ckpt_path: str | None = None
     #: kind "retrain": the ``fit`` arguments that train the Retrain model (``args`` then evaluate it)
     train_args: list[str] | None = None
+    #: kind "audit": ``faceunlearn audit`` of the finished method run (``checkpoint``, ``folder``, ``retrain``,
+    #: ``references``, ``relearn_lr``; ``args`` are the run's own), through the same launchers as the runs
+    audit: dict | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.stem}/seed{self.seed}"
+        return f"{self.stem}/seed{self.seed}" + (" (audit)" if self.kind == "audit" else "")
 
 
 @dataclass
@@ -191,7 +197,9 @@ def run_args(config: str, seed: int, run_dir: Path, overrides: list[str], init_w
 
 def run_one(spec: RunSpec) -> RunResult:
     """Make one run in this process: ``fit`` a method, or ``validate`` the Original (Retrain: train it
-    first). Tests replace this."""
+    first), or audit a finished run (kind "audit"). Tests replace this."""
+    if spec.kind == "audit":
+        return audit_one(spec)
     import torch
 
     from faceunlearn.callbacks import RetrievalEvaluation
@@ -550,40 +558,91 @@ def check_attacker(audited: list[RunSpec], attacker: dict) -> None:
                              f"pass its settings (--relearn-lr), or delete the sweep's audit/ folders to audit again")
 
 
-def audit_runs(specs: list[RunSpec], audit=None, relearn_lr: float | None = None) -> list[Path]:
-    """``faceunlearn audit`` of every finished method run without ``<run>/audit/audit.csv`` (with the
-    same seed's Retrain when the sweep has one); returns the audit folders written. The first audit of a
-    forget set audits the Original and Retrain; later ones whose step 0 is the same copy them from it.
-    ``relearn_lr``: the relearning attacker's lr (default: the audit's ``RELEARN_LR``)."""
-    from faceunlearn.audit import RELEARN_LR, RELEARN_STEPS
-
+def audit_one(spec: RunSpec, audit=None) -> RunResult:
+    """``faceunlearn audit`` of one finished run, as an audit RunSpec describes it (``audit_specs``)."""
     if audit is None:
         from faceunlearn.audit import audit
-    check_attacker([spec for spec in specs if spec.kind == "method" and (spec.run_dir / layout.AUDIT / "audit.csv").is_file()],
-                   {"relearn_lr": RELEARN_LR if relearn_lr is None else relearn_lr, "relearn_steps": list(RELEARN_STEPS)})
+    job = spec.audit
+    attacker = {} if job["relearn_lr"] is None else {"relearn_lr": job["relearn_lr"]}
+    if job.get("relearn_steps") is not None:  # the audit's RELEARN_STEPS unless given (tests: fewer)
+        attacker["relearn_steps"] = tuple(job["relearn_steps"])
+    rows = audit(spec.config, job["checkpoint"], Path(job["folder"]), job["retrain"], spec.args[2:],
+                 references=job["references"], **attacker)
+    return RunResult("audit", {}, {"rows": len(rows) if rows is not None else 0})
+
+
+def audit_specs(specs: list[RunSpec], relearn_lr: float | None = None) -> list[list[RunSpec]]:
+    """The audits still to make, as two waves of audit RunSpecs: first the first audit of each forget set
+    (scenario, seed, start weights) that has none yet, which audits the Original and Retrain; then every
+    other one, which copies those rows from its forget set's first audit when their step 0 is the same."""
     retrain = {(spec.scenario, spec.seed): spec.run_dir / layout.CHECKPOINTS / "last.ckpt"
                for spec in specs if spec.kind == "retrain" and layout.is_finished(spec.run_dir)}
     first: dict[tuple, tuple[str, Path]] = {}  # (scenario, seed, start weights) → the first audited config, its folder
-    written = []
+    todo = []
     for spec in specs:
         folder = spec.run_dir / layout.AUDIT
-        checkpoint = spec.run_dir / layout.CHECKPOINTS / "last.ckpt"
         if spec.kind != "method" or not layout.is_finished(spec.run_dir):
             continue
         group = (spec.scenario, spec.seed, spec.init_weights)
         if (folder / "audit.csv").is_file():
             first.setdefault(group, (spec.config, folder))
-            continue
-        earlier = first.get(group)
-        references = earlier[1] if earlier and same_start_evaluation(spec.config, earlier[0]) else None
+        else:
+            todo.append((group, spec, folder))
+    waves: list[list[RunSpec]] = [[], []]
+    for group, spec, folder in todo:
+        wave, references = 1, None
+        if group not in first:
+            first[group], wave = (spec.config, folder), 0
+        elif same_start_evaluation(spec.config, first[group][0]):
+            references = str(first[group][1])
         reference = retrain.get((spec.scenario, spec.seed))
-        print(f"[sweep] auditing {spec.name}" + (f" against {reference}" if reference else " (no Retrain run: Original only)"), flush=True)
-        attacker = {} if relearn_lr is None else {"relearn_lr": relearn_lr}
-        audit(spec.config, str(checkpoint), folder, str(reference) if reference else None, spec.args[2:],
-              references=references, **attacker)
-        first.setdefault(group, (spec.config, folder))
-        written.append(folder)
-    return written
+        job = {"checkpoint": str(spec.run_dir / layout.CHECKPOINTS / "last.ckpt"), "folder": str(folder),
+               "retrain": str(reference) if reference else None, "references": references, "relearn_lr": relearn_lr}
+        waves[wave].append(dataclasses.replace(spec, kind="audit", audit=job))
+    return waves
+
+
+def audit_runs(specs: list[RunSpec], audit=None, relearn_lr: float | None = None, launcher=None) -> list[Path]:
+    """``faceunlearn audit`` of every finished method run without ``<run>/audit/audit.csv`` (with the
+    same seed's Retrain when the sweep has one); returns the audit folders written, in the runs' order.
+    The first audit of a forget set audits the Original and Retrain; later ones whose step 0 is the same
+    copy them from it. ``launcher`` (``faceunlearn.experiments.launch``, as for the runs): the audits of
+    each wave run in parallel there (the first wave, then the rest); None: here, one after another.
+    ``relearn_lr``: the relearning attacker's lr (default: the audit's ``RELEARN_LR``)."""
+    from faceunlearn.audit import RELEARN_LR, RELEARN_STEPS
+
+    check_attacker([spec for spec in specs if spec.kind == "method" and (spec.run_dir / layout.AUDIT / "audit.csv").is_file()],
+                   {"relearn_lr": RELEARN_LR if relearn_lr is None else relearn_lr, "relearn_steps": list(RELEARN_STEPS)})
+    waves = audit_specs(specs, relearn_lr)
+    written = []
+    for wave in waves:
+        if not wave:
+            continue
+        for job in wave:
+            against = job.audit["retrain"]
+            print(f"[sweep] auditing {job.name}" + (f" against {against}" if against else " (no Retrain run: Original only)"),
+                  flush=True)
+        outcomes = launcher(wave) if launcher is not None else ((job, _audit_here(job, audit), 0.0) for job in wave)
+        failures = []
+        for job, outcome, _ in outcomes:
+            if isinstance(outcome, BaseException):
+                failures.append((job, outcome))
+                if launcher is None:
+                    break  # here, the first failure stops the audits
+            else:
+                written.append(Path(job.audit["folder"]))
+        if failures:
+            job, error = failures[0]
+            raise RuntimeError(f"the audit of {job.name} failed: {error}") from error
+    order = {spec.run_dir / layout.AUDIT: index for index, spec in enumerate(specs)}
+    return sorted(written, key=lambda folder: order.get(folder, len(order)))
+
+
+def _audit_here(job: RunSpec, audit) -> RunResult | BaseException:
+    try:
+        return audit_one(job, audit)
+    except Exception as error:  # noqa: BLE001 - raised by audit_runs, with the audit's name
+        return error
 
 
 def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str | None = None,
@@ -618,6 +677,6 @@ def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str |
                           (finetune_config, finetune_overrides) if retrain else None)
         execute(specs, launcher=launcher)
         if audit:
-            audit_runs(specs, relearn_lr=relearn_lr)
+            audit_runs(specs, relearn_lr=relearn_lr, launcher=launcher)
     print(f"[sweep] all {len(specs)} runs finished in {out_dir}; tables: faceunlearn report {out_dir}")
     return specs
