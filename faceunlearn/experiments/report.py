@@ -403,11 +403,8 @@ def _finite_cell(values: list[float]) -> Cell:
 
 
 def _audit_text(cell: Cell, seeds: int) -> str:
-    """mean ± std in %, with "(n=k)" when only k of the model's ``seeds`` forget sets have a value."""
-    if cell.mean is None:
-        return MISSING
-    text = f"{100 * cell.mean:.2f}" + (f" ± {100 * cell.std:.2f}" if cell.std is not None else "")
-    return text + (f" (n={cell.n})" if cell.n < seeds else "")
+    """mean ± std in % (no ± with one value), with "(n=k)" when only k of the model's ``seeds`` forget sets have one."""
+    return format_cell(cell, "audit", seeds, with_std=cell.std is not None)
 
 
 def audit_detail_table(runs: list[Run]) -> str:
