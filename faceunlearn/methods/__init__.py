@@ -9,6 +9,7 @@ from faceunlearn.methods.gradient_ascent import GradientAscent
 from faceunlearn.methods.hard_dispersion import HardDispersion
 from faceunlearn.methods.lipschitz import LipschitzUnlearning
 from faceunlearn.methods.random_labeling import RandomLabeling
+from faceunlearn.methods.retain_control import RetainControl
 from faceunlearn.methods.retrain import Retrain
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "HardDispersion",
     "LipschitzUnlearning",
     "RandomLabeling",
+    "RetainControl",
     "Retrain",
 ]
