@@ -474,6 +474,28 @@ def test_folder_aligned_copies_112_crops_exactly(tmp_path):
     assert "not an aligned 112x112 face (100x120)" in skip_report(pack.root)["dave/big.png"]
 
 
+def test_prepare_lists_the_exact_duplicate_photos_it_packs(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    crops = {f"erin/{k}.png": rng.integers(0, 256, (112, 112, 3), dtype=np.uint8) for k in range(4)}
+    crops["erin/3.png"] = crops["erin/0.png"]  # a repeated photo of one person
+    crops["fred/0.png"] = crops["erin/1.png"]  # and one filed under another person
+    crops["fred/1.png"] = crops["erin/2.png"].copy()
+    crops["fred/1.png"][0, 0, 0] ^= 1  # one bit away: not a duplicate
+    for relative, crop in crops.items():
+        save(tmp_path / "aligned" / relative, crop)
+    summary = run(["folder", "--root", str(tmp_path / "aligned"), "--out", str(tmp_path / "out"), "--aligned"])
+    assert "exact duplicates: 2 groups of identical photos (4 images" in capsys.readouterr().out
+    pack = PackedFaces.open(tmp_path / "out")
+    paths = (tmp_path / "out" / "source_paths.txt").read_text().split()
+    rows = [line.split("\t") for line in (tmp_path / "out" / "duplicates.tsv").read_text().splitlines()[1:]]
+    groups = {}
+    for group, image_id, identity, path in rows:
+        groups.setdefault(group, set()).add("/".join(path.replace("\\", "/").split("/")[-2:]))
+        assert paths[int(image_id)] == path  # the pack's image id is its source path's line
+    assert sorted(map(sorted, groups.values())) == [["erin/0.png", "erin/3.png"], ["erin/1.png", "fred/0.png"]]
+    assert summary.duplicate_groups == [2, 2] and pack.meta["exact_duplicates"]["images"] == 4 and len(paths) == 6
+
+
 # -- prepared packs feed the DataModule ------------------------------------------------------------------
 def test_prepared_packs_feed_the_datamodule(celeba_pack, tmp_path, fake_detector):
     """CelebA as the main pack, CFP and IJB-B as extra evaluation sources, as configs/disp_celeba.yaml."""

@@ -29,7 +29,7 @@ def grid_embeddings(rng: np.random.Generator, n: int, duplicate_fraction: float 
 
 
 def reference(query, query_labels, gallery, gallery_labels, query_ids=None, gallery_ids=None, ks=(1, 5, 10)):
-    """Per query: sklearn AP and the pessimistic CMC rank, on float64 cosines, own image removed."""
+    """Per query: sklearn AP and the CMC rank (1 + other people scoring at least as high), on float64 cosines, own image removed."""
     q = query / np.linalg.norm(query, axis=1, keepdims=True)
     g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
     scores = q @ g.T
@@ -41,7 +41,7 @@ def reference(query, query_labels, gallery, gallery_labels, query_ids=None, gall
             without += 1
             continue
         aps.append(average_precision_score(relevant, s))
-        best_ranks.append(int((s >= s[relevant].max()).sum()))  # ties counted against the query
+        best_ranks.append(1 + int(((s >= s[relevant].max()) & ~relevant).sum()))  # ties with other people count against
     n = len(aps)
     out = {"mAP": float(np.mean(aps)) if n else math.nan}
     out.update({f"R@{k}": float(np.mean(np.array(best_ranks) <= k)) if n else math.nan for k in ks})
@@ -199,6 +199,16 @@ def test_hand_made_ranking_and_tie_rule():
     tied = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     out = retrieval_metrics(query, torch.tensor([0]), tied, torch.tensor([0, 1]), ks=(1, 2))
     assert out["mAP"] == 0.5 and (out["R@1"], out["R@2"]) == (0.0, 1.0)
+    # two exact duplicates of the query's own person at the top score: a hit at rank 1, AP 1 (they never
+    # count against each other); the other person below them changes nothing
+    duplicates = torch.tensor([[0.9, 0.1, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0]])
+    out = retrieval_metrics(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([0]), duplicates, torch.tensor([0, 0, 1]), ks=(1,))
+    assert (out["mAP"], out["R@1"]) == (1.0, 1.0)
+    assert cmc_recall(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([0]), duplicates, torch.tensor([0, 0, 1]), ks=(1,))["R@1"] == 1.0
+    # ... but another person's photo tied with them still counts against the query
+    tied_other = torch.cat([duplicates, duplicates[:1]])
+    out = retrieval_metrics(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([0]), tied_other, torch.tensor([0, 0, 1, 2]), ks=(1, 2))
+    assert (out["R@1"], out["R@2"]) == (0.0, 1.0) and out["mAP"] == pytest.approx(2 / 3)
 
 
 def test_queries_without_relevant_are_excluded_and_counted():
@@ -270,3 +280,28 @@ def test_errors_name_the_problem():
     for change, message in cases:
         with pytest.raises(ValueError, match=message):
             retrieval_metrics(**dict(base, **change))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_both_faiss_paths_follow_the_tie_rule_on_duplicated_rows(seed):
+    """An oracle test: galleries full of exact duplicates (a person's repeated photos, and some rows copied
+    to other people), every R@k of the FAISS search paths against the brute-force reference."""
+    from faceunlearn.metrics.index_search import GalleryIndex, truncated_retrieval
+
+    rng = np.random.default_rng(seed)
+    gallery = grid_embeddings(rng, 300, duplicate_fraction=0.5)
+    labels = rng.integers(0, 12, 300)
+    copies = rng.integers(0, 300, 60)  # whole blocks of one person's duplicates: ties that outrun a short list
+    gallery[:60], labels[:60] = gallery[copies[0]], labels[copies[0]]
+    ids = rng.permutation(10_000)[:300]
+    query, query_labels, query_ids = gallery[::3], labels[::3], ids[::3]
+    want = reference(query, query_labels, gallery, labels, query_ids, ids, ks=(1, 5, 10))
+    assert 0.0 < want["R@1"] < 1.0
+    tensors = [torch.as_tensor(x) for x in (query, query_labels, gallery, labels, query_ids, ids)]
+    got = cmc_recall(*[t.float() if t.is_floating_point() else t for t in tensors], ks=(1, 5, 10))
+    assert {key: got[key] for key in ("R@1", "R@5", "R@10")} == pytest.approx({key: want[key] for key in ("R@1", "R@5", "R@10")})
+    index = GalleryIndex(GRID_DIM, device="cpu")
+    index.add(torch.as_tensor(gallery, dtype=torch.float32), torch.as_tensor(labels), torch.as_tensor(ids))
+    searched = truncated_retrieval(torch.as_tensor(query, dtype=torch.float32), torch.as_tensor(query_labels), index, k=10,
+                                   query_ids=torch.as_tensor(query_ids), ks=(1, 5, 10), chunk=17)
+    assert {key: searched[key] for key in ("R@1", "R@5", "R@10")} == pytest.approx({key: want[key] for key in ("R@1", "R@5", "R@10")})

@@ -9,7 +9,8 @@ Only its labels and image ids (8 bytes each) are kept beside it.
 
 ``truncated_retrieval`` then reports, from a top-``k`` search (own image excluded by image id):
 
-* ``R@j`` for j ≤ k: CMC recall (FAISS's order at exact ties);
+* ``R@j`` for j ≤ k: CMC recall under the exact engine's tie rule (``first_relevant_ranks``: a tie with
+  another person counts against the query, one with its own person's duplicates never does);
 * ``mAP@k``: the truncated mean average precision,
   AP@k(q) = (1/n_q) · Σ_{i ≤ k} P@i · rel_i, with n_q the number of q's relevant gallery items —
   relevant items ranked below k add nothing, so mAP@k ≤ mAP, equal when all of them are in the top k.
@@ -129,22 +130,56 @@ def merge_ranked(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray], ima
 
 
 def ranked_hits(labels: np.ndarray, image_ids: np.ndarray, query_labels: np.ndarray, query_ids: np.ndarray | None,
-                k: int) -> np.ndarray:
+                k: int, scores: np.ndarray | None = None):
     """``hit [Q, k]``: whether the i-th item of each query's ranked list is relevant, after removing the
-    query's own image (by image id) and empty slots (id −1) — the rest keep their order."""
+    query's own image (by image id) and empty slots (id −1) — the rest keep their order. With ``scores``:
+    ``(hit, scores, valid)``, the scores and the non-empty slots of the same compacted lists."""
     valid = image_ids >= 0
     if query_ids is not None:
         valid &= image_ids != query_ids[:, None]
     keep = np.argsort(~valid, axis=1, kind="stable")[:, :k]
     valid, labels = np.take_along_axis(valid, keep, 1), np.take_along_axis(labels, keep, 1)
-    return valid & (labels == query_labels[:, None])
+    hit = valid & (labels == query_labels[:, None])
+    if scores is None:
+        return hit
+    return hit, np.where(valid, np.take_along_axis(scores, keep, 1), -np.inf), valid
 
 
-def truncated_scores(hit: np.ndarray, num_relevant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def first_relevant_ranks(hit: np.ndarray, scores: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, from its ranked list (best first): the best relevant item's rank under the exact engine's
+    tie rule, ``1 + |{listed irrelevant items scoring ≥ it}|`` (0 if no relevant item is listed) — a tie
+    with another person counts against the query, a tie with its own person's duplicates never does,
+    whatever order the search returned tied items in — and whether that rank is *open*: the list ends
+    inside the tie at that score, so unlisted items might tie with it too (unless the list holds the whole
+    gallery, search deeper)."""
+    listed = hit.any(1)
+    best = np.take_along_axis(scores, hit.argmax(1)[:, None], 1)[:, 0]
+    ahead = valid & ~hit & (scores >= best[:, None])
+    rank = np.where(listed, 1 + ahead.sum(1), 0)
+    lowest = np.where(valid, scores, np.inf).min(1)
+    return rank, listed & (lowest >= best)
+
+
+def close_open_ties(rank: np.ndarray, open_tie: np.ndarray, deeper, width: int, total: int) -> np.ndarray:
+    """Ranks of queries whose list ended inside a tie, searched again twice as deep until their tie closes
+    (or the whole gallery is listed). ``deeper(rows, width)`` → ``(rank, open_tie)`` of those query rows."""
+    rank, open_tie = rank.copy(), open_tie.copy()
+    while open_tie.any() and width < total:
+        width = min(2 * width, total)
+        rows = np.flatnonzero(open_tie)
+        rank[rows], open_tie[rows] = deeper(rows, width)
+    return rank
+
+
+def truncated_scores(hit: np.ndarray, num_relevant: np.ndarray, first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per query: the rank of the first relevant item (k + 1 if none in the top k) and
-    AP@k = (1/n_q) · Σ_{i ≤ k} P@i · rel_i (``num_relevant`` = n_q)."""
+    AP@k = (1/n_q) · Σ_{i ≤ k} P@i · rel_i (``num_relevant`` = n_q). ``first``: that rank under the tie
+    rule (``first_relevant_ranks``, 0 = none listed); default: the first hit's position in the list."""
     k = hit.shape[1]
-    first = np.where(hit.any(1), hit.argmax(1) + 1, k + 1)
+    if first is None:
+        first = np.where(hit.any(1), hit.argmax(1) + 1, k + 1)
+    else:
+        first = np.where(first > 0, first, k + 1)
     precision_at = np.cumsum(hit, axis=1) / np.arange(1, k + 1)
     ap = (precision_at * hit).sum(1) / np.maximum(num_relevant, 1)
     return first, ap
@@ -192,14 +227,26 @@ def truncated_retrieval(query: torch.Tensor, query_labels: torch.Tensor, index: 
     if own is not None:  # the own image in the gallery is not a relevant item for its query
         relevant = relevant - np.isin(own, gallery_ids)
     search_k = min(k + int(own is not None), len(index))
-    first_hits, aps = [], []
-    for start in range(0, len(query_labels), chunk):
-        _, positions = index.search(query[start:start + chunk], search_k)
+
+    def ranked(rows_query, rows_labels, rows_own, width):
+        scores, positions = index.search(rows_query, width)
         found = positions.clip(min=0)
         ids = np.where(positions >= 0, gallery_ids[found], -1)
-        hit = ranked_hits(gallery_labels[found], ids, query_labels[start:start + chunk],
-                          None if own is None else own[start:start + chunk], k)
-        first, ap = truncated_scores(hit, relevant[start:start + chunk])
+        return ranked_hits(gallery_labels[found], ids, rows_labels, rows_own, width, scores)
+
+    first_hits, aps = [], []
+    for start in range(0, len(query_labels), chunk):
+        rows = slice(start, start + chunk)
+        rows_own = None if own is None else own[rows]
+        hit, scores, valid = ranked(query[rows], query_labels[rows], rows_own, search_k)
+        rank, open_tie = first_relevant_ranks(hit, scores, valid)
+
+        def deeper(again, width, rows=rows, rows_own=rows_own):
+            return first_relevant_ranks(*ranked(query[rows][again], query_labels[rows][again],
+                                                None if rows_own is None else rows_own[again], width))
+
+        rank = close_open_ties(rank, open_tie, deeper, search_k, len(index))
+        first, ap = truncated_scores(hit[:, :k], relevant[rows], rank)
         first_hits.append(first)
         aps.append(ap)
     return summarise_truncated(np.concatenate(first_hits), np.concatenate(aps), relevant, k, ks)

@@ -98,14 +98,34 @@ def cmc_recall(
 ) -> dict:
     """CMC R@k from a FAISS top-max(k) search (own image excluded by id), over queries with a relevant item.
 
-    Equals ``retrieval_metrics``'s R@k on tie-free scores; at exact ties FAISS's order decides
-    instead of the pessimistic rule. Use it when only R@k is wanted: it skips the rank counting.
+    Equals ``retrieval_metrics``'s R@k, exact ties included: the best relevant item's rank is 1 + the
+    irrelevant items scoring at least as high, whatever order FAISS returned tied items in (a list that
+    ends inside such a tie is searched again, deeper). Use it when only R@k is wanted: it skips the rank
+    counting.
     """
+    import numpy as np
+
+    from .index_search import close_open_ties, first_relevant_ranks
+
     ks = check_ks(ks)
-    _, indices = nearest_neighbours(query, gallery, max(ks), query_ids, gallery_ids)
+    scores, indices = nearest_neighbours(query, gallery, max(ks), query_ids, gallery_ids)
     device = indices.device
     ql = vector(query_labels, indices.shape[0], "query_labels", "query", device).long()
     gl = vector(gallery_labels, gallery.shape[0], "gallery_labels", "gallery", device).long()
+
+    def ranks(rows: torch.Tensor, found_scores: torch.Tensor, found: torch.Tensor):
+        valid = found >= 0
+        hit = valid & (gl[found.clamp_min(0)] == ql[rows, None])
+        return first_relevant_ranks(hit.cpu().numpy(), found_scores.cpu().numpy(), valid.cpu().numpy())
+
+    def deeper(again: np.ndarray, width: int):
+        rows = torch.from_numpy(again).to(device)
+        return ranks(rows, *nearest_neighbours(query[rows.to(query.device)], gallery, width,
+                                               None if query_ids is None else query_ids[rows.to(query_ids.device)],
+                                               gallery_ids))
+
+    rank, open_tie = ranks(torch.arange(len(ql), device=device), scores, indices)
+    best_rank = torch.from_numpy(close_open_ties(rank, open_tie, deeper, max(ks), gallery.shape[0])).to(device)
     # a query with a relevant item: its label occurs in the gallery on some image other than its own
     label_values, counts = torch.unique(gl, return_counts=True)
     position = torch.searchsorted(label_values, ql).clamp_max(label_values.numel() - 1)
@@ -117,11 +137,10 @@ def cmc_recall(
         own_in_gallery = gi_sorted[at] == qi
         available = available - (own_in_gallery & (gl[order[at]] == ql)).long()
     evaluated = available > 0
-    hits = (gl[indices.clamp_min(0)] == ql[:, None]) & (indices >= 0)
     out = {}
     num_evaluated = int(evaluated.sum())
     for k in ks:
-        hit = hits[:, :k].any(1) & evaluated
+        hit = (best_rank > 0) & (best_rank <= k) & evaluated
         out[f"R@{k}"] = int(hit.sum()) / num_evaluated if num_evaluated else float("nan")
     out["num_queries"] = num_evaluated
     out["num_queries_without_relevant"] = int((~evaluated).sum())

@@ -18,11 +18,13 @@ large majority (a good model) only the rest are bucketed. Cost: the GEMM plus on
 output; memory: one chunk. A distractor set is counted the same way and its counts are added, so
 the base benchmark and its distractor-extended variant come out of one pass over the gallery.
 
-Tie rule: an item whose score equals a relevant item's score counts as ranked *before* it (the
+Tie rules. AP: an item whose score equals a relevant item's score counts as ranked *before* it (the
 ``≥`` above) — the pessimistic rule, which is exactly what ``sklearn.metrics.average_precision_score``
-does (it treats tied scores as one threshold). mAP therefore equals sklearn's per-query AP averaged,
-ties included; R@k counts a hit only if the best relevant item is in the top k with every tie ordered
-against it.
+does (it treats tied scores as one threshold); mAP therefore equals sklearn's per-query AP averaged,
+ties included. R@k: the best relevant item's rank is ``1 + |{g irrelevant : s_g ≥ s_best}|`` —
+pessimistic against *other* people (a tie with another person counts against the query), never
+against the query's own person: two exact duplicate photos of the query's person at the top score
+are a hit at rank 1, not a miss at rank 2 (the face packs hold such duplicates).
 
 Which path computes what: mAP and R@k come from this counting pass (mAP needs the rank of *every*
 relevant item, which a top-k search cannot give short of k = G; R@k then costs nothing more and
@@ -121,7 +123,10 @@ def _ap_and_best_rank(count, relevant_at_or_above, at_or_above):
     precision = torch.where(valid, relevant_at_or_above.double() / ranks, 0.0)
     has_relevant = count > 0
     ap = torch.where(has_relevant, precision.sum(1) / count.clamp_min(1), float("nan"))
-    best = ranks.gather(1, (count - 1).clamp_min(0)[:, None]).squeeze(1)  # highest relevant score sorts last
+    # the best relevant item's rank: 1 + the *irrelevant* items scoring at least as high (the highest relevant
+    # score sorts last); relevant items tied with it (a person's duplicate photos) never count against the query
+    last = (count - 1).clamp_min(0)[:, None]
+    best = 1 + ranks.gather(1, last).squeeze(1) - relevant_at_or_above.gather(1, last).squeeze(1)
     return ap, torch.where(has_relevant, best, 0)
 
 
@@ -239,7 +244,7 @@ def retrieval_metrics(
         mAP   = mean of AP(q) over queries with |R_q| ≥ 1
         R@k   = fraction of those queries with a relevant item in the top k
 
-    Ties count against the query (module docstring), as in sklearn. ``distractors`` [D, d] are
+    Ties with other people count against the query, ties among its own person's items do not (module docstring). ``distractors`` [D, d] are
     extra gallery items that are never relevant. Queries without a relevant item are left out of
     the means and counted in ``num_queries_without_relevant``; if none has one, mAP and R@k are nan.
 

@@ -31,7 +31,8 @@ from faceunlearn.reporting import CHANCE_PREFIX
 from .benchmarks import EXTENDED_SUFFIX, Benchmark, EmbeddingTable
 from .chance import chance_from_counts
 from .checks import check_ks
-from .index_search import GalleryIndex, merge_ranked, ranked_hits, relevant_counts, summarise_truncated, truncated_scores
+from .index_search import (GalleryIndex, close_open_ties, first_relevant_ranks, merge_ranked, ranked_hits, relevant_counts,
+                           summarise_truncated, truncated_scores)
 
 #: a distractor's label in a merged list: never equal to a query's
 _NEVER_RELEVANT = np.iinfo(np.int64).min
@@ -42,8 +43,7 @@ class FaissOptions:
     """How the FAISS engine indexes galleries (``evaluation.faiss``).
 
     Args:
-        kind: ``flat`` (exact inner products: R@j equal to the exact engine's, up to the order of exact
-            ties) or ``ivf`` (IVF-Flat, approximate: check it against ``flat`` on your data first).
+        kind: ``flat`` (exact inner products: R@j equal to the exact engine's, exact ties included) or ``ivf`` (IVF-Flat, approximate: check it against ``flat`` on your data first).
         k: the depth of the search: R@j for j ≤ k and mAP@k (relevant items below rank k add nothing).
         nlist, nprobe: an ``ivf`` index's lists and the lists a search visits.
         train_rows: rows an ``ivf`` index collects before it trains its lists and takes rows (default 39·nlist,
@@ -234,18 +234,30 @@ class StreamingGalleries:
         relevant = _sum_over_processes(local, device) - own
         width = k + 1  # one more than k: the own image may take a slot
         variants = {"": [], EXTENDED_SUFFIX: []} if distractors is not None else {"": []}
-        chunk = self.options.search_chunk
-        for start in range(0, len(query), chunk):
-            rows = slice(start, start + chunk)
-            base = self._lists(gallery, query[rows], width)
+        sizes = {"": len(gallery.ids), EXTENDED_SUFFIX: len(gallery.ids) + (len(distractors.ids) if distractors else 0)}
+
+        def ranked(rows: np.ndarray, depth: int) -> dict[str, tuple[np.ndarray, ...]]:
+            """Every variant's (hit, scores, valid) lists of the query rows, ``depth`` deep."""
+            base = self._lists(gallery, query[torch.from_numpy(rows).to(device)], depth)
             lists = {"": base}
             if distractors is not None:
-                scores, _, ids = self._lists(distractors, query[rows], width)
+                scores, _, ids = self._lists(distractors, query[torch.from_numpy(rows).to(device)], depth)
                 never = np.full_like(ids, _NEVER_RELEVANT)
-                lists[EXTENDED_SUFFIX] = merge_ranked((base[0], scores), (base[1], never), (base[2], ids), width)
-            for variant, (_, labels, ids) in lists.items():
-                hit = ranked_hits(labels, ids, labels_np[rows], ids_np[rows], k)
-                variants[variant].append(truncated_scores(hit, relevant[rows]))
+                lists[EXTENDED_SUFFIX] = merge_ranked((base[0], scores), (base[1], never), (base[2], ids), depth)
+            return {variant: ranked_hits(labels, ids, labels_np[rows], ids_np[rows], depth, scores)
+                    for variant, (scores, labels, ids) in lists.items()}
+
+        chunk = self.options.search_chunk
+        for start in range(0, len(query), chunk):
+            rows = np.arange(start, min(start + chunk, len(query)))
+            for variant, (hit, scores, valid) in ranked(rows, width).items():
+                rank, open_tie = first_relevant_ranks(hit, scores, valid)
+
+                def deeper(again, depth, rows=rows, variant=variant):  # every process flags the same rows
+                    return first_relevant_ranks(*ranked(rows[again], depth)[variant])
+
+                rank = close_open_ties(rank, open_tie, deeper, width, sizes[variant])
+                variants[variant].append(truncated_scores(hit[:, :k], relevant[rows], rank))
         metrics = {}
         for variant, parts in variants.items():
             first, ap = (np.concatenate(part) for part in zip(*parts))

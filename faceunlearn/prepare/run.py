@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from faceunlearn.data.packed import PackedDatasetError, PackedFacesWriter
 from faceunlearn.prepare import detector as detector_module
+from faceunlearn.prepare.duplicates import exact_duplicate_groups
 from faceunlearn.prepare import worker
 from faceunlearn.prepare.detector import DetectorSpec
 from faceunlearn.prepare.errors import PrepareError
@@ -44,6 +45,7 @@ from faceunlearn.prepare.plan import Plan, counts, pack_index
 PLAN_FILE = "prepare_plan.json"
 PROGRESS_FILE = "prepare_progress.json"
 SKIP_REPORT = "skipped.tsv"
+DUPLICATE_REPORT = "duplicates.tsv"
 SOURCE_LIST = "source_paths.txt"
 
 
@@ -62,6 +64,8 @@ class Summary:
     resumed_from: int
     seconds: float
     counts: dict = field(default_factory=dict)
+    #: the size of each group of byte-identical images packed (``duplicates.tsv``)
+    duplicate_groups: list[int] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         rate = (self.num_records - self.resumed_from) / max(self.seconds, 1e-9)
@@ -72,6 +76,9 @@ class Summary:
         lines.append(f"  tags: {tags}")
         report = self.out / SKIP_REPORT
         lines.append(f"  skipped {len(self.skipped):,} of {self.num_records:,} images" + (f" (reasons in {report})" if self.skipped else ""))
+        groups = self.duplicate_groups
+        lines.append(f"  exact duplicates: {len(groups):,} groups of identical photos ({sum(groups):,} images, listed in "
+                     f"{self.out / DUPLICATE_REPORT}); kept, and tied at every score" if groups else "  exact duplicates: none")
         resumed = f", resumed at image {self.resumed_from:,}" if self.resumed_from else ""
         lines.append(f"  {self.seconds:.1f} s, {rate:.0f} images/s{resumed}")
         return lines
@@ -284,6 +291,11 @@ def _commit(plan: Plan, writer: PackedFacesWriter, partial: Path, skipped, meta:
         raise PrepareError(f"no usable image among {n:,}: see {partial / SKIP_REPORT}")
     writer.truncate(int(kept.sum()))
     index = pack_index(records, kept)
+    duplicates = exact_duplicate_groups(writer.images)
+    with open(partial / DUPLICATE_REPORT, "w", encoding="utf-8") as report:
+        report.write("group\timage_id\tidentity\tpath\n")
+        report.writelines(f"{group}\t{index.image_ids[row]}\t{index.identities[row]}\t{records.paths[index.image_ids[row]]}\n"
+                          for group, rows in enumerate(duplicates) for row in rows)
     with open(partial / SOURCE_LIST, "w", encoding="utf-8") as sources:
         sources.writelines(f"{records.paths[row]}\n" for row in index.image_ids)
     numbers = counts(index)
@@ -294,6 +306,8 @@ def _commit(plan: Plan, writer: PackedFacesWriter, partial: Path, skipped, meta:
         "identity_names": index.identity_names,
         "counts": numbers,
         "skipped": len(skipped),
+        "exact_duplicates": {"groups": len(duplicates), "images": sum(len(rows) for rows in duplicates),
+                             "report": DUPLICATE_REPORT},
         "prepare": {
             **plan.options,
             "files_read": records.files_read,
@@ -311,4 +325,5 @@ def _commit(plan: Plan, writer: PackedFacesWriter, partial: Path, skipped, meta:
     (partial / PLAN_FILE).unlink()
     (partial / PROGRESS_FILE).unlink()
     writer.commit(index.image_ids, index.identities, index.splits, index.tags, full_meta)
-    return Summary(writer.root, n, int(kept.sum()), list(skipped), resumed_from, time.perf_counter() - started, numbers)
+    return Summary(writer.root, n, int(kept.sum()), list(skipped), resumed_from, time.perf_counter() - started, numbers,
+                   [len(rows) for rows in duplicates])
