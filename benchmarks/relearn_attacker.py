@@ -1,10 +1,11 @@
-"""Choose the relearning attacker's learning rate on a *validation* forget set, never on a reported one.
+"""Look at the relearning attacker's lr on a *validation* forget set, never on a reported one.
 
 The attacker (``faceunlearn.attacks.relearn``: CosFace fine-tuning of the whole network on 2 images per
-forgotten person) is strongest at the lr that brings the most forget retrieval back. This script
-attacks one unlearned model of a validation forget set (``--data.seed`` 100+) at every ``--lrs`` value and
-prints forget mAP / R@1 after each step count; the audit's ``--relearn-lr`` is then the lr with the
-highest forget mAP after the most steps, read off here and not off the reported forget sets 0, 1, 2.
+forgotten person, its own head imprinted from them) is strongest at the lr that brings the most forget
+retrieval back. The audit runs a grid of lrs against every model and keeps the strongest
+(``--relearn-lrs``, default ``faceunlearn.audit.RELEARN_LRS``); this script attacks one unlearned model of a
+validation forget set (``--data.seed`` 100+) at every ``--lrs`` value and prints forget mAP / R@1 after
+each step count, to check that the audit's grid spans the strongest lr for a new network.
 
     faceunlearn fit --config configs/demo_disp.yaml --data.seed 100 --checkpoint.dirpath /tmp/val100
     python benchmarks/relearn_attacker.py --config configs/demo_disp.yaml --ckpt_path /tmp/val100/last.ckpt \
@@ -16,7 +17,7 @@ import argparse
 import shlex
 
 from faceunlearn.attacks import relearn
-from faceunlearn.audit import RELEARN_STEPS, _retrieval, embed_subsets, forget_images, load_model_weights
+from faceunlearn.audit import RELEARN_STEPS, attacker_images, embed_subsets, load_model_weights, retrieval
 from faceunlearn.cli import cli_main
 from faceunlearn.experiments.tune import REPORTED_SEEDS
 
@@ -36,18 +37,18 @@ def main() -> None:
     if seed in REPORTED_SEEDS:
         raise SystemExit(f"forget set {seed} is reported; choose the attacker on a validation forget set (100+)")
     load_model_weights(model, args.ckpt_path)
-    images, labels = forget_images(model, data, seed)
+    images, labels = attacker_images(model, data, "forget_train", seed)
 
     def evaluate(attacked):
         again = embed_subsets(attacked, data, ("forget", "forget_test"))
-        return _retrieval(again["forget_test"], again["forget"])
+        return retrieval(again["forget_test"], again["forget"])
 
     before = evaluate(model)
     print(f"forget set {seed}, before the attack: mAP {100 * before['mAP']:.1f}, R@1 {100 * before['R@1']:.1f}")
     print("| lr | " + " | ".join(f"after {n} steps (mAP / R@1)" for n in sorted(args.steps)) + " |")
     print("|---:|" + "---|" * len(args.steps))
     for lr in args.lrs:
-        results = relearn(model, model.head, images, labels, evaluate, args.steps, lr=lr)
+        results = relearn(model, images, labels, evaluate, args.steps, lr=lr)
         print(f"| {lr:g} | " + " | ".join(f"{100 * results[n]['mAP']:.1f} / {100 * results[n]['R@1']:.1f}"
                                           for n in sorted(results)) + " |", flush=True)
 

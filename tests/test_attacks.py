@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from faceunlearn.attacks import attack_auc, fit_linear_probe, fit_membership_attack, membership_features, relearn
+from faceunlearn.attacks import (attack_auc, fit_linear_probe, fit_membership_attack, identity_scores, identity_view, matched_rows,
+                                 membership_features, relearn)
+from faceunlearn.attacks.relearn import imprinted_head, relearn_grid
 from faceunlearn.metrics import retrieval_metrics
 from faceunlearn.metrics.identification import identity_templates, open_set_identification, search_templates, tpir_at_fpir
 from faceunlearn.metrics.verification import pair_scores
@@ -67,17 +69,28 @@ def test_a_tie_at_rank_one_is_not_a_hit_and_unknown_identities_never_are():
 def test_membership_features_and_auc():
     generator = torch.Generator().manual_seed(2)
     x, labels = torch.randn(20, 6, generator=generator), torch.tensor([0] * 5 + [1] * 5 + [2] * 9 + [3])
-    head = torch.randn(4, 6, generator=generator)
-    features = membership_features(x, labels, head)
+    features = membership_features(x, labels)
     z = F.normalize(x, dim=1)
     for i in range(20):
         others = [j for j in range(20) if labels[j] == labels[i] and j != i]
         want = float(F.normalize(z[others].sum(0), dim=0) @ z[i]) if others else 0.0
-        assert float(features[i, 0]) == pytest.approx(want, abs=1e-5)
-        assert float(features[i, 1]) == pytest.approx(float((z[i] @ F.normalize(head, dim=1).T).max()), abs=1e-5)
+        nearest = max(float(z[i] @ z[j]) for j in others) if others else 0.0
+        assert features[i].tolist() == pytest.approx([want, nearest], abs=1e-5)
     positive, negative = torch.tensor([0.3, 0.5, 0.5, 0.9]), torch.tensor([0.1, 0.5, 0.2])  # a tie across classes
     assert attack_auc(positive, negative) == pytest.approx(roc_auc_score([1] * 4 + [0] * 3, torch.cat([positive, negative])))
     assert np.isnan(attack_auc(positive, torch.tensor([])))
+
+
+def test_populations_are_matched_in_images_per_identity():
+    labels = {"members": torch.tensor([0] * 9 + [1] * 4 + [2] * 2), "targets": torch.tensor([5] * 3 + [6] * 7)}
+    kept, per_identity = matched_rows(labels, seed=0)
+    assert per_identity == 2
+    for name, rows in kept.items():
+        _, counts = torch.unique(labels[name][rows], return_counts=True)
+        assert counts.tolist() == [2] * len(counts) and len(set(rows.tolist())) == len(rows)
+    kept, _ = matched_rows(labels, seed=0, per_identity=4)  # identities with fewer are left out
+    assert sorted(set(labels["members"][kept["members"]].tolist())) == [0, 1] and labels["targets"][kept["targets"]].tolist() == [6] * 4
+    assert torch.equal(matched_rows(labels, seed=0)[0]["members"], matched_rows(labels, seed=0)[0]["members"])  # seeded
 
 
 def test_the_membership_attack_learns_which_side_is_members():
@@ -90,6 +103,16 @@ def test_the_membership_attack_learns_which_side_is_members():
     assert auc == pytest.approx(best, abs=0.01)  # the Bayes direction, up to the fit
     with pytest.raises(ValueError, match="both member and non-member"):
         fit_membership_attack(members, nonmembers[:0])
+
+
+def test_the_per_identity_view_against_a_reference():
+    scores, labels = torch.tensor([1.0, 3.0, 0.0, 2.0, 5.0]), torch.tensor([4, 4, 9, 9, 2])
+    assert identity_scores(scores, labels).tolist() == [5.0, 2.0, 1.0]  # labels 2, 4, 9
+    unseen = torch.arange(100, dtype=torch.float64)  # 95 % quantile 94.05
+    target = torch.tensor([99.0, 94.0, 50.0, 20.0])
+    view = identity_view(target, unseen)
+    assert view["flagged@5%"] == 0.25 and view["AUC_identity"] == pytest.approx(roc_auc_score([1] * 4 + [0] * 100, torch.cat([target, unseen])))
+    assert view["percentile"] == pytest.approx(np.mean([(unseen < t).float().mean() + 0.5 * (unseen == t).float().mean() for t in target]))
 
 
 def test_a_linear_probe_recovers_identities_that_are_hidden_not_removed():
@@ -114,19 +137,33 @@ def test_a_linear_probe_recovers_identities_that_are_hidden_not_removed():
 
 def test_relearning_fine_tunes_copies_and_reports_each_step_count():
     torch.manual_seed(0)
-    from faceunlearn.models.cosface import CosFaceHead
-
-    backbone, head = torch.nn.Linear(12, 6), CosFaceHead(6, 3)
-    images, labels = torch.randn(6, 12), torch.tensor([0, 0, 1, 1, 2, 2])
+    backbone = torch.nn.Linear(12, 6)
+    images, labels = torch.randn(6, 12), torch.tensor([7, 7, 3, 3, 9, 9])  # any labels: the attacker's head is its own
     before = backbone.weight.clone()
 
     def separation(model):  # mean same-identity minus mean cross-identity cosine
         z = F.normalize(model(images), dim=1)
         same = labels[:, None] == labels[None]
-        return {"gap": float((z @ z.T)[same & ~torch.eye(6, dtype=torch.bool)].mean() - (z @ z.T)[~same].mean())}
+        return {"mAP": float((z @ z.T)[same & ~torch.eye(6, dtype=torch.bool)].mean() - (z @ z.T)[~same].mean())}
 
-    results = relearn(backbone, head, images, labels, separation, steps=(5, 1, 20), lr=0.05)
+    results = relearn(backbone, images, labels, separation, steps=(5, 1, 20), lr=0.05)
     assert list(results) == [1, 5, 20] and torch.equal(backbone.weight, before)  # the given model is left alone
     with torch.no_grad():
-        start = separation(backbone)["gap"]
-    assert results[20]["gap"] > results[1]["gap"] > start + 0.2
+        start = separation(backbone)["mAP"]
+    assert results[20]["mAP"] > results[1]["mAP"] > start + 0.2
+    # the grid keeps, per step count, the lr whose result is strongest, and every lr's results
+    strongest, every = relearn_grid(backbone, images, labels, separation, steps=(1, 20), lrs=(1e-4, 0.05, 1e-2))
+    assert sorted(every) == [1e-4, 1e-2, 0.05]
+    for steps in (1, 20):
+        best = max(every, key=lambda lr: every[lr][steps]["mAP"])
+        assert strongest[steps] == {**every[best][steps], "lr": best}
+    assert every[0.05][20] == pytest.approx(results[20])  # each lr of the grid is the plain attack at that lr
+
+
+def test_the_attackers_head_is_imprinted_from_its_own_photos():
+    embeddings, labels = torch.randn(9, 5), torch.tensor([4, 4, 4, 1, 1, 8, 8, 8, 8])
+    head, targets = imprinted_head(embeddings, labels)
+    assert targets.tolist() == [1, 1, 1, 0, 0, 2, 2, 2, 2]
+    for row, label in enumerate((1, 4, 8)):
+        mean = F.normalize(embeddings[labels == label], dim=1).mean(0)
+        assert torch.allclose(head.weight[row], mean / mean.norm(), atol=1e-6)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faceunlearn.audit import AUDIT_JSON, audit, reference_results
+from faceunlearn.audit import AUDIT_JSON, AuditInputError, audit, check_checkpoint, reference_results
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.cli import cli_main
 
@@ -24,27 +24,45 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
                     "--trainer.max_epochs", "1", "--checkpoint.dirpath", str(tmp_path / "ckpt")])
     ckpt = tmp_path / "ckpt/last.ckpt"
     final = RetrievalEvaluation.of(fit.trainer).history[-1][1]
-    rows = audit(str(REPO / "configs/demo_disp.yaml"), str(ckpt), tmp_path / "audit", retrain=str(ckpt),
-                 overrides=data, relearn_steps=(1, 2))
+    # "Retrain" here: the same backbone under another CosFace head (random rows). No test may read the head, so
+    # every number — relearning and membership included — must be the method's
+    import torch
+
+    other_head = tmp_path / "other_head.ckpt"
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    head = checkpoint["state_dict"]["head.weight"]
+    checkpoint["state_dict"]["head.weight"] = torch.randn(head.shape, generator=torch.Generator().manual_seed(5))
+    torch.save(checkpoint, other_head)
+    rows = audit(str(REPO / "configs/demo_disp.yaml"), str(ckpt), tmp_path / "audit", retrain=str(other_head),
+                 overrides=data, relearn_steps=(1, 2), relearn_lrs=(1e-4, 1e-2))
     with (tmp_path / "audit/audit.csv").open() as handle:
         written = list(csv.DictReader(handle))
     assert len(written) == len(rows) and list(written[0]) == ["method", "seed", "benchmark", "metric", "value"]
     value = {(row["method"], row["benchmark"], row["metric"]): row["value"] for row in rows}
     assert {row["method"] for row in rows} == {"Original", "Dispersion", "Retrain"}
     tests = {row["benchmark"] for row in rows}
-    assert tests == {"forget", "verify_forget", "verify_retain", "identify_forget", "identify_retain", "membership",
-                     "probe", "stale_gallery", "relearn_1", "relearn_2"}
+    assert tests == {"forget", "verify_forget", "verify_retain", "heldout_pooled", "heldout_pooled_extended", "identify_forget",
+                     "identify_retain", "membership", "membership_identity", "probe", "stale_gallery", "stale_gallery_retain",
+                     "stale_gallery_heldout", "relearn_1", "relearn_2", "relearn_retain_1", "relearn_retain_2",
+                     "relearn@lr=0.0001", "relearn@lr=0.01", "relearn_retain@lr=0.0001", "relearn_retain@lr=0.01"}
     # the audit's retrieval is the evaluation's
     assert value["Dispersion", "forget", "mAP"] == pytest.approx(final["forget/mAP"], abs=1e-12)
     assert value["Dispersion", "forget", "chance_mAP"] == pytest.approx(final["forget/chance_mAP"], abs=1e-12)
-    # the same weights under another name: the same numbers, every test (seeded probe and relearning)
+    # the same backbone under another head: the same numbers, every test (seeded probe, membership and relearning)
     for (model, test, metric), number in value.items():
         if model == "Retrain":
             assert number == pytest.approx(value["Dispersion", test, metric], abs=1e-9, nan_ok=True), (test, metric)
-    # the Original against its own gallery is plain retrieval; the unlearned model against it is not
-    assert value["Original", "stale_gallery", "mAP"] == pytest.approx(value["Original", "forget", "mAP"], abs=1e-12)
+    # the strongest relearning attack per step count is the grid's best, with its lr
+    for attack in ("relearn", "relearn_retain"):
+        for steps in (1, 2):
+            grid = {lr: value["Dispersion", f"{attack}@lr={lr:g}", f"mAP@{steps}"] for lr in (1e-4, 1e-2)}
+            best = max(grid, key=grid.get)
+            assert value["Dispersion", f"{attack}_{steps}", "lr"] == best
+            assert value["Dispersion", f"{attack}_{steps}", "mAP"] == grid[best]
+    # relearning moved the network: at lr 1e-2 two steps change forget retrieval
+    assert value["Dispersion", "relearn@lr=0.01", "mAP@2"] != pytest.approx(value["Dispersion", "forget", "mAP"], abs=1e-6)
     for key, number in value.items():
-        assert number != number or 0.0 <= number <= 1.0, key
+        assert number != number or 0.0 <= number <= 1.0 or key[2] == "lr", key
     assert (tmp_path / "audit/audit.md").read_text().startswith("# faceunlearn audit")
     assert (tmp_path / "audit/roc.png").stat().st_size > 1000
     with (tmp_path / "audit/roc.csv").open() as handle:  # the points report averages over forget sets
@@ -55,9 +73,9 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
     # a second audit of the same forget set copies the Original's and Retrain's rows and audits only the method,
     # with the same attacker for every model (not the method's own lr)
     settings = json.loads((tmp_path / "audit/audit.json").read_text())
-    assert settings["relearn_lr"] == 1e-4 and settings["references"] is None and settings["relearn_steps"] == [1, 2]
-    again = audit(str(REPO / "configs/demo_disp.yaml"), str(ckpt), tmp_path / "again", retrain=str(ckpt),
-                  overrides=data, relearn_steps=(2, 1), references=tmp_path / "audit")
+    assert settings["relearn_lrs"] == [1e-4, 1e-2] and settings["references"] is None and settings["relearn_steps"] == [1, 2]
+    again = audit(str(REPO / "configs/demo_disp.yaml"), str(ckpt), tmp_path / "again", retrain=str(other_head),
+                  overrides=data, relearn_steps=(2, 1), relearn_lrs=(1e-2, 1e-4), references=tmp_path / "audit")
     assert json.loads((tmp_path / "again" / AUDIT_JSON).read_text())["references"] == str(tmp_path / "audit")
     assert [(row["method"], row["benchmark"], row["metric"]) for row in again] == [
         (row["method"], row["benchmark"], row["metric"]) for row in rows]
@@ -71,8 +89,8 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
 
     job = RunSpec("audit", str(REPO / "configs/demo_disp.yaml"), "demo_disp", 0, "synthetic", tmp_path,
                   ["--config", str(REPO / "configs/demo_disp.yaml"), *data], None,
-                  audit={"checkpoint": str(ckpt), "folder": str(tmp_path / "process"), "retrain": str(ckpt),
-                         "references": str(tmp_path / "audit"), "relearn_lr": None, "relearn_steps": [1, 2]})
+                  audit={"checkpoint": str(ckpt), "folder": str(tmp_path / "process"), "retrain": str(other_head),
+                         "references": str(tmp_path / "audit"), "relearn_lrs": [1e-4, 1e-2], "relearn_steps": [1, 2]})
     [(_, result, _)] = list(launch.processes(1)([job]))
     assert not isinstance(result, BaseException), result
     assert json.loads((tmp_path / "process" / AUDIT_JSON).read_text())["references"] == str(tmp_path / "audit")
@@ -82,7 +100,28 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
         (row["method"], row["benchmark"], row["metric"]) for row in rows]
     for row, first in zip(in_process, rows):
         assert float(row["value"]) == pytest.approx(first["value"], abs=1e-6, nan_ok=True), row
-    # another attacker, another Retrain or another forget set: nothing is copied
-    for key, other in (("relearn_lr", 1e-2), ("retrain", None), ("seed", 7)):
+    # another attacker, another Retrain (by content), other start weights or another forget set: nothing is copied
+    for key, other in (("relearn_lrs", [1e-2]), ("retrain_sha256", "0" * 64), ("start_weights_sha256", "1" * 64),
+                       ("seed", 7), ("forget_identities", [0]), ("audit_version", 1)):
         assert reference_results(tmp_path / "audit", {**settings, key: other}) is None
     assert reference_results(tmp_path / "absent", settings) is None
+    # the same Retrain file under another path is the same reference
+    assert reference_results(tmp_path / "audit", {**settings, "retrain": "/elsewhere/last.ckpt"}) is not None
+
+    # a checkpoint that is not the config's is refused, naming both
+    with pytest.raises(AuditInputError, match=r"unlearned forget identities \[.*\], but .* audits \[.*\]: pass the run's own"):
+        audit(str(REPO / "configs/demo_disp.yaml"), str(ckpt), tmp_path / "wrong", overrides=[*data, "--data.seed", "1"])
+    assert not (tmp_path / "wrong").exists()
+    forget = sorted(int(i) for i in torch.load(ckpt, weights_only=True)["FaceDataModule"]["forget_identities"])
+    checkpoint["start_weights"] = {"path": "/models/a.onnx", "sha256": "a" * 64}
+    torch.save(checkpoint, other_head)
+    with pytest.raises(AuditInputError, match=r"trained from /models/a.onnx \(sha256 aaaaaaaaaaaa\), but c.yaml starts from /models/b.onnx"):
+        check_checkpoint(other_head, "the audited", "c.yaml", forget, {"path": "/models/b.onnx", "sha256": "b" * 64})
+    check_checkpoint(other_head, "the audited", "c.yaml", forget, {"path": "/models/moved.onnx", "sha256": "a" * 64})
+
+
+def test_the_commands_attacker_defaults_are_the_librarys():
+    from faceunlearn import audit as library
+    from faceunlearn.commands import audit as command
+
+    assert command.RELEARN_LRS == library.RELEARN_LRS and command.RELEARN_STEPS == library.RELEARN_STEPS

@@ -107,14 +107,14 @@ def test_the_sweep_command_parses_launchers(monkeypatch, tmp_path):
     from faceunlearn.commands import sweep as command
 
     seen = {}
-    monkeypatch.setattr(sweep, "sweep", lambda *args, launcher=None, retrain=False, audit=False, relearn_lr=None:
-                        seen.update(launcher=launcher, relearn_lr=relearn_lr))
+    monkeypatch.setattr(sweep, "sweep", lambda *args, launcher=None, retrain=False, audit=False, relearn_lrs=None:
+                        seen.update(launcher=launcher, relearn_lrs=relearn_lrs))
     command.main(["--configs", DISP, "--seeds", "0", "--out", str(tmp_path), "--jobs", "3"])
     assert seen.pop("launcher").__qualname__.startswith("processes")
     command.main(["--configs", DISP, "--seeds", "0", "--out", str(tmp_path), "--launcher", "submitit", "--slurm-partition", "gpu"])
     assert seen.pop("launcher").__qualname__.startswith("submitit_array")
-    command.main(["--configs", DISP, "--out", str(tmp_path), "--audit", "--relearn-lr", "1e-4"])
-    assert seen.pop("relearn_lr") == 1e-4
+    command.main(["--configs", DISP, "--out", str(tmp_path), "--audit", "--relearn-lrs", "1e-4", "1e-3"])
+    assert seen.pop("relearn_lrs") == [1e-4, 1e-3]
 
 
 def test_a_real_run_in_its_own_process_returns_its_result_by_file(tmp_path, random_packed):

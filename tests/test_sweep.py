@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faceunlearn.audit import AUDIT_JSON, RELEARN_LR, RELEARN_STEPS
+from faceunlearn.audit import AUDIT_JSON, AUDIT_VERSION, RELEARN_LRS, RELEARN_STEPS
 from faceunlearn.experiments import launch, layout, sweep
 from faceunlearn.experiments.report import collect
 
@@ -180,14 +180,15 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
     specs = sweep.sweep([DISP, GA], [0, 1], str(out), finetune_config=FINETUNE, retrain=True)
     calls = []
 
-    def fake_audit(config, ckpt, folder, retrain, overrides, references=None, relearn_lr="default"):
+    def fake_audit(config, ckpt, folder, retrain, overrides, references=None, relearn_lrs="default"):
         calls.append((config, ckpt, retrain, overrides, references))
-        assert relearn_lr == "default"  # the audit's own attacker unless the sweep names one
+        assert relearn_lrs == "default"  # the audit's own attacker unless the sweep names one
         if ckpt == "fail":
             raise ValueError("boom")
         folder.mkdir(parents=True)
         (folder / "audit.csv").write_text("method,seed,benchmark,metric,value\n")
-        (folder / AUDIT_JSON).write_text(json.dumps({"relearn_lr": RELEARN_LR, "relearn_steps": list(RELEARN_STEPS)}))
+        (folder / AUDIT_JSON).write_text(json.dumps({"audit_version": AUDIT_VERSION, "relearn_lrs": sorted(RELEARN_LRS),
+                                                     "relearn_steps": list(RELEARN_STEPS)}))
         return []
 
     written = sweep.audit_runs(specs, audit=fake_audit)
@@ -205,9 +206,9 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
         assert ckpt.endswith(f"seed{seed}/checkpoints/last.ckpt") and _arg_of(overrides, "--data.seed") == seed
     assert sweep.audit_runs(specs, audit=fake_audit) == []  # audited runs are not audited again
     # a resumed sweep with another attacker stops before auditing anything: one table, one attacker
-    with pytest.raises(SystemExit, match=r"demo_disp/seed0 used another relearning attacker \(relearn_lr 0.0001, not 0.01\)"):
-        sweep.audit_runs(specs, audit=fake_audit, relearn_lr=1e-2)
-    assert sweep.audit_runs(specs, audit=fake_audit, relearn_lr=RELEARN_LR) == []
+    with pytest.raises(SystemExit, match=r"demo_disp/seed0 used another relearning attacker \(relearn_lrs \[1e-05, 0.0001, 0.001\], not \[0.01\]\)"):
+        sweep.audit_runs(specs, audit=fake_audit, relearn_lrs=[1e-2])
+    assert sweep.audit_runs(specs, audit=fake_audit, relearn_lrs=list(reversed(RELEARN_LRS))) == []
     (written[1] / AUDIT_JSON).unlink()  # an audit from before audit.json: its attacker is unknown
     with pytest.raises(SystemExit, match="demo_ga/seed0 has no readable .*audit.json"):
         sweep.audit_runs(specs, audit=fake_audit)
@@ -220,8 +221,8 @@ def test_audits_go_through_the_launcher_in_two_waves_and_a_failure_stops_them(fa
     specs = sweep.sweep([DISP, GA], [0, 1], str(out), finetune_config=FINETUNE, retrain=True)
     waves, calls = [], []
 
-    def fake_audit(config, ckpt, folder, retrain, overrides, references=None, relearn_lr="default"):
-        calls.append(relearn_lr)
+    def fake_audit(config, ckpt, folder, retrain, overrides, references=None, relearn_lrs="default"):
+        calls.append(relearn_lrs)
         if "demo_ga/seed1" in ckpt:
             raise ValueError("boom")
         folder.mkdir(parents=True)
@@ -238,9 +239,9 @@ def test_audits_go_through_the_launcher_in_two_waves_and_a_failure_stops_them(fa
                 yield job, error, 1.0
 
     with pytest.raises(RuntimeError, match=r"the audit of demo_ga/seed1 \(audit\) failed: boom"):
-        sweep.audit_runs(specs, relearn_lr=3e-5, launcher=launcher)
+        sweep.audit_runs(specs, relearn_lrs=[3e-6, 3e-5, 3e-4], launcher=launcher)
     assert waves == [["demo_disp/seed0 (audit)", "demo_disp/seed1 (audit)"], ["demo_ga/seed0 (audit)", "demo_ga/seed1 (audit)"]]
-    assert calls == [3e-5] * 4  # the sweep's attacker for every audit
+    assert calls == [(3e-6, 3e-5, 3e-4)] * 4  # the sweep's attacker for every audit
     assert (out / "demo_ga/seed0/audit/audit.csv").is_file() and not (out / "demo_ga/seed1/audit").exists()
 
 

@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="also train and evaluate the Retrain reference per forget set (the finetune config's recipe without D_f)")
     parser.add_argument("--audit", action="store_true",
                         help="then `faceunlearn audit` every finished method run into <run>/audit/ (against Retrain with --retrain)")
-    parser.add_argument("--relearn-lr", type=float, default=None,
-                        help="with --audit: the relearning attacker's lr for every model (default faceunlearn.audit.RELEARN_LR, 1e-4); "
-                             "a resumed sweep whose audits used another stops before auditing")
+    parser.add_argument("--relearn-lrs", type=float, nargs="+", default=None,
+                        help="with --audit: the relearning attacker's lr grid for every model (default faceunlearn.audit.RELEARN_LRS, "
+                             "1e-5 1e-4 1e-3); a resumed sweep whose audits used another stops before auditing")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at once, each in its own process (one GPU each, round-robin; on a CPU, cores // jobs threads each)")
     parser.add_argument("--launcher", choices=("processes", "submitit"), default="processes",
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         launcher = launch.processes(args.jobs)
     library.sweep(args.configs, args.seeds, args.out, args.finetune_config, shlex.split(args.override),
                   shlex.split(args.finetune_override), launcher=launcher, retrain=args.retrain, audit=args.audit,
-                  relearn_lr=args.relearn_lr)
+                  relearn_lrs=args.relearn_lrs)
 
 
 if __name__ == "__main__":

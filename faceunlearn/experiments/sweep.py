@@ -42,8 +42,8 @@ the sweep's own arguments (seed, start weights, output folders) come after it an
 * **Audit** (``--audit``): after the runs, ``faceunlearn audit`` of every finished method run
   (``<run>/audit/``: verification, identification, membership inference, recovery attacks, against
   the Original and, with ``--retrain``, the same seed's Retrain); ``report`` adds the audit table.
-  A resumed sweep keeps the audits already written only if they used its relearning attacker (lr and
-  steps): otherwise it stops before auditing, so that one table never mixes two attackers. The audits
+  A resumed sweep keeps the audits already written only if they used its relearning attacker (lr grid,
+  steps, audit version): otherwise it stops before auditing, so that one table never mixes two attackers. The audits
   go through the runs' launcher (``--jobs`` processes, or the submitit array) in two waves: the first
   audit of each forget set (it audits the Original and Retrain), then the others, which copy those rows.
 """
@@ -167,7 +167,7 @@ class RunSpec:
     #: kind "retrain": the ``fit`` arguments that train the Retrain model (``args`` then evaluate it)
     train_args: list[str] | None = None
     #: kind "audit": ``faceunlearn audit`` of the finished method run (``checkpoint``, ``folder``, ``retrain``,
-    #: ``references``, ``relearn_lr``; ``args`` are the run's own), through the same launchers as the runs
+    #: ``references``, ``relearn_lrs``; ``args`` are the run's own), through the same launchers as the runs
     audit: dict | None = None
 
     @property
@@ -555,7 +555,7 @@ def check_attacker(audited: list[RunSpec], attacker: dict) -> None:
         differ = [f"{key} {theirs.get(key)!r}, not {value!r}" for key, value in attacker.items() if theirs.get(key) != value]
         if differ:
             raise SystemExit(f"the audit of {spec.name} used another relearning attacker ({'; '.join(differ)}): "
-                             f"pass its settings (--relearn-lr), or delete the sweep's audit/ folders to audit again")
+                             f"pass its settings (--relearn-lrs), or delete the sweep's audit/ folders to audit again")
 
 
 def audit_one(spec: RunSpec, audit=None) -> RunResult:
@@ -563,7 +563,7 @@ def audit_one(spec: RunSpec, audit=None) -> RunResult:
     if audit is None:
         from faceunlearn.audit import audit
     job = spec.audit
-    attacker = {} if job["relearn_lr"] is None else {"relearn_lr": job["relearn_lr"]}
+    attacker = {} if job["relearn_lrs"] is None else {"relearn_lrs": tuple(job["relearn_lrs"])}
     if job.get("relearn_steps") is not None:  # the audit's RELEARN_STEPS unless given (tests: fewer)
         attacker["relearn_steps"] = tuple(job["relearn_steps"])
     rows = audit(spec.config, job["checkpoint"], Path(job["folder"]), job["retrain"], spec.args[2:],
@@ -571,7 +571,7 @@ def audit_one(spec: RunSpec, audit=None) -> RunResult:
     return RunResult("audit", {}, {"rows": len(rows) if rows is not None else 0})
 
 
-def audit_specs(specs: list[RunSpec], relearn_lr: float | None = None) -> list[list[RunSpec]]:
+def audit_specs(specs: list[RunSpec], relearn_lrs: list[float] | None = None) -> list[list[RunSpec]]:
     """The audits still to make, as two waves of audit RunSpecs: first the first audit of each forget set
     (scenario, seed, start weights) that has none yet, which audits the Original and Retrain; then every
     other one, which copies those rows from its forget set's first audit when their step 0 is the same."""
@@ -597,23 +597,24 @@ def audit_specs(specs: list[RunSpec], relearn_lr: float | None = None) -> list[l
             references = str(first[group][1])
         reference = retrain.get((spec.scenario, spec.seed))
         job = {"checkpoint": str(spec.run_dir / layout.CHECKPOINTS / "last.ckpt"), "folder": str(folder),
-               "retrain": str(reference) if reference else None, "references": references, "relearn_lr": relearn_lr}
+               "retrain": str(reference) if reference else None, "references": references, "relearn_lrs": relearn_lrs}
         waves[wave].append(dataclasses.replace(spec, kind="audit", audit=job))
     return waves
 
 
-def audit_runs(specs: list[RunSpec], audit=None, relearn_lr: float | None = None, launcher=None) -> list[Path]:
+def audit_runs(specs: list[RunSpec], audit=None, relearn_lrs: list[float] | None = None, launcher=None) -> list[Path]:
     """``faceunlearn audit`` of every finished method run without ``<run>/audit/audit.csv`` (with the
     same seed's Retrain when the sweep has one); returns the audit folders written, in the runs' order.
     The first audit of a forget set audits the Original and Retrain; later ones whose step 0 is the same
     copy them from it. ``launcher`` (``faceunlearn.experiments.launch``, as for the runs): the audits of
     each wave run in parallel there (the first wave, then the rest); None: here, one after another.
-    ``relearn_lr``: the relearning attacker's lr (default: the audit's ``RELEARN_LR``)."""
-    from faceunlearn.audit import RELEARN_LR, RELEARN_STEPS
+    ``relearn_lrs``: the relearning attacker's lr grid (default: the audit's ``RELEARN_LRS``)."""
+    from faceunlearn.audit import AUDIT_VERSION, RELEARN_LRS, RELEARN_STEPS
 
+    grid = sorted(float(lr) for lr in (RELEARN_LRS if relearn_lrs is None else relearn_lrs))
     check_attacker([spec for spec in specs if spec.kind == "method" and (spec.run_dir / layout.AUDIT / "audit.csv").is_file()],
-                   {"relearn_lr": RELEARN_LR if relearn_lr is None else relearn_lr, "relearn_steps": list(RELEARN_STEPS)})
-    waves = audit_specs(specs, relearn_lr)
+                   {"audit_version": AUDIT_VERSION, "relearn_lrs": grid, "relearn_steps": list(RELEARN_STEPS)})
+    waves = audit_specs(specs, relearn_lrs)
     written = []
     for wave in waves:
         if not wave:
@@ -647,7 +648,7 @@ def _audit_here(job: RunSpec, audit) -> RunResult | BaseException:
 
 def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str | None = None,
           overrides: list[str] = (), finetune_overrides: list[str] = (), launcher=None, retrain: bool = False,
-          audit: bool = False, relearn_lr: float | None = None) -> list[RunSpec]:
+          audit: bool = False, relearn_lrs: list[float] | None = None) -> list[RunSpec]:
     """Plan and make the sweep; returns every run (finished before or now) in order.
 
     ``launcher``: where the runs execute (``faceunlearn.experiments.launch``; the command passes one
@@ -677,6 +678,6 @@ def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str |
                           (finetune_config, finetune_overrides) if retrain else None)
         execute(specs, launcher=launcher)
         if audit:
-            audit_runs(specs, relearn_lr=relearn_lr, launcher=launcher)
+            audit_runs(specs, relearn_lrs=relearn_lrs, launcher=launcher)
     print(f"[sweep] all {len(specs)} runs finished in {out_dir}; tables: faceunlearn report {out_dir}")
     return specs
