@@ -149,4 +149,4 @@ def test_the_engine_overlay_composes_with_any_config(tmp_path, monkeypatch, caps
         cli_main(["fit", "--config", str(REPO / "configs/demo_disp.yaml"), "--config", str(REPO / "configs/engines/faiss_flat.yaml"), "--print_config"])
     evaluation = yaml.safe_load(capsys.readouterr().out)["evaluation"]
     assert evaluation["engine"] == "faiss" and evaluation["faiss"]["kind"] == "flat" and evaluation["faiss"]["k"] == 100
-    assert set(evaluation["benchmarks"]) == {"forget", "retain"}
+    assert set(evaluation["benchmarks"]) == {"forget", "retain", "heldout_pooled"}

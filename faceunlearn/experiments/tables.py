@@ -109,7 +109,22 @@ TABLE_4 = Table(
          "(+ distractors: the paper's gallery); retention: CFP-FP extended.",
 )
 
-TABLES = (TABLE_1, TABLE_2, TABLE_3, TABLE_4)
+TABLE_5 = Table(
+    "table5",
+    "Retention that can fail: every held-out person pooled (mAP, R@1, TAR in %)",
+    (
+        *_retrieval("heldout_pooled", "held-out pooled"),
+        Column("heldout_pooled", "TAR@FAR=0.001", "held-out TAR@FAR=1e-3"),
+        Column("heldout_pooled", "TAR@FAR=0.0001", "held-out TAR@FAR=1e-4"),
+        *_retrieval("heldout_pooled_extended", "held-out pooled + distractors"),
+    ),
+    exclude_scenarios=(VGGFACE2_FORGET,),
+    note="every reported held-out person of every held-out source in one gallery (per-identity query and gallery "
+         "halves; + distractors where the protocol has them), and 1:1 verification over all their pairs pooled. "
+         "Where the per-source retention mAPs of Table 1 sit at the ceiling, these can still move.",
+)
+
+TABLES = (TABLE_1, TABLE_2, TABLE_3, TABLE_4, TABLE_5)
 TABLES_BY_NUMBER = {str(index): table for index, table in enumerate(TABLES, start=1)}
 
 

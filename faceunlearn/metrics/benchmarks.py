@@ -11,7 +11,15 @@ A benchmark names DataModule subsets (SPEC §5)::
   composition gets in expectation (``forget/chance_mAP``, ``forget/chance_R@1`` ...; ``chance.py``);
 - ``clusters``: Cluster Compactness ``CS`` and centroid accuracies of that subset — ``acc`` with the
   CosFace head's class weights as centroids (the paper's centroid accuracy), ``acc_mean`` with
-  leave-one-out normalised-mean centroids.
+  leave-one-out normalised-mean centroids;
+- ``pairs``: 1:1 verification over every pair of those subsets' images (genuine: same identity,
+  impostor: not), logged as ``<benchmark>/TAR@FAR=0.001`` and ``…=0.0001`` (``VERIFICATION_FARS``) — the
+  retention measure that can fail where retrieval mAP sits at its ceiling.
+
+A *pooled* held-out benchmark names every source's held-out subsets at once, e.g. (real faces)::
+
+    heldout_pooled: {queries: [holdout_query, "orl:holdout_query"], gallery: [holdout_gallery, "orl:holdout_gallery"],
+                     pairs: [holdout, "orl:holdout"]}
 
 Every subset is looked up once per evaluation in one embedding table (rows addressed by image
 id), so a distractor pool is embedded once and shared by every benchmark that uses it.
@@ -30,8 +38,11 @@ from .centroids import centroid_accuracy, head_accuracy
 from .chance import chance_retrieval
 from .compactness import cluster_compactness
 from .retrieval import retrieval_metrics, retrieval_metrics_extended
+from .verification import pair_scores, tar_at_far
 
 EXTENDED_SUFFIX = "_extended"
+#: the FARs of a benchmark's ``pairs`` verification
+VERIFICATION_FARS = (1e-3, 1e-4)
 
 
 def _names(value) -> tuple[str, ...]:
@@ -47,24 +58,25 @@ class Benchmark:
     gallery: tuple[str, ...] = ()
     distractors: tuple[str, ...] = ()
     clusters: tuple[str, ...] = ()
+    pairs: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, name: str, spec: dict) -> "Benchmark":
-        allowed = {"queries", "gallery", "distractors", "clusters"}
+        allowed = {"queries", "gallery", "distractors", "clusters", "pairs"}
         if "/" in name:
             raise ValueError(f"benchmark name {name!r} must not contain '/' (metrics are logged as <benchmark>/<metric>)")
         if not isinstance(spec, dict) or set(spec) - allowed:
             raise ValueError(f"benchmark {name!r}: unknown keys {sorted(set(spec) - allowed)}; allowed: {sorted(allowed)}")
-        benchmark = cls(name, *(_names(spec.get(key)) for key in ("queries", "gallery", "distractors", "clusters")))
-        if bool(benchmark.queries) != bool(benchmark.gallery) or not (benchmark.queries or benchmark.clusters):
-            raise ValueError(f"benchmark {name!r} must give queries + gallery and/or clusters (subset names); got keys {sorted(spec)}")
+        benchmark = cls(name, *(_names(spec.get(key)) for key in ("queries", "gallery", "distractors", "clusters", "pairs")))
+        if bool(benchmark.queries) != bool(benchmark.gallery) or not (benchmark.queries or benchmark.clusters or benchmark.pairs):
+            raise ValueError(f"benchmark {name!r} must give queries + gallery, clusters and/or pairs (subset names); got keys {sorted(spec)}")
         if benchmark.distractors and not benchmark.queries:
             raise ValueError(f"benchmark {name!r}: distractors extend a gallery, so queries + gallery are needed too")
         return benchmark
 
     @property
     def subsets(self) -> set[str]:
-        return {*self.queries, *self.gallery, *self.distractors, *self.clusters}
+        return {*self.queries, *self.gallery, *self.distractors, *self.clusters, *self.pairs}
 
 
 def parse_benchmarks(config: dict[str, dict]) -> dict[str, Benchmark]:
@@ -154,4 +166,9 @@ def evaluate_benchmarks(
             metrics[f"{name}/acc_mean"] = centroid_accuracy(embeddings, labels)
             if head_weight is not None and int(labels.max()) < head_weight.shape[0]:
                 metrics[f"{name}/acc"] = head_accuracy(embeddings, labels, head_weight)
+        if benchmark.pairs:
+            embeddings, labels, _ = table.take(benchmark.pairs)
+            genuine, impostor = pair_scores(embeddings, labels)
+            for far, tar in tar_at_far(genuine, impostor, VERIFICATION_FARS).items():
+                metrics[f"{name}/TAR@FAR={far:g}"] = tar
     return metrics

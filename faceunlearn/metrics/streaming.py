@@ -183,7 +183,7 @@ class StreamingGalleries:
                     self.groups[names] = _Group(names, self._ids(names), options)
         # rows only a gallery or distractor pool reads stay out of the table; ``forget`` stays in (its
         # labels tell the run files whose embeddings to leave out of snapshots)
-        table_names = {name for b in benchmarks.values() for name in (*b.queries, *b.clusters)} | ({"forget"} & set(subsets))
+        table_names = {name for b in benchmarks.values() for name in (*b.queries, *b.clusters, *b.pairs)} | ({"forget"} & set(subsets))
         streamed = {name for names in self.groups for name in names} - table_names
         self._streamed_only = np.setdiff1d(self._ids(tuple(streamed)), self._ids(tuple(table_names & set(subsets))))
         self._streamed_device: torch.Tensor | None = None
