@@ -2,11 +2,13 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from faceunlearn.losses import cosface_loss, dispersion_loss, hard_dispersion_loss
+from faceunlearn.losses import cosface_loss, dispersion_loss, hard_dispersion_loss, old_gallery_loss, rank_confusion_loss
 
 
 def reference_dispersion(embeddings, labels, margin, hard):
@@ -78,3 +80,61 @@ def test_cosface_matches_formula(seed):
         top = max(logits)
         expected += -(logits[labels[i]] - top - math.log(sum(math.exp(l - top) for l in logits)))
     assert cosface_loss(cosine, labels, s, m).item() == pytest.approx(expected / 6, rel=1e-5)
+
+
+def _cos(a, b):
+    return float(torch.dot(a, b) / (a.norm() * b.norm()))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("with_others", [False, True])
+def test_rank_confusion_matches_formula(seed, with_others):
+    g = torch.Generator().manual_seed(seed)
+    z, labels = torch.randn(12, 6, generator=g), torch.randint(0, 4, (12,), generator=g)
+    others = torch.randn(5, 6, generator=g) if with_others else None
+    terms = []
+    for i in range(12):
+        positives = [_cos(z[i], z[j]) for j in range(12) if j != i and labels[j] == labels[i]]
+        negatives = [_cos(z[i], z[j]) for j in range(12) if labels[j] != labels[i]]
+        negatives += [_cos(z[i], o) for o in others] if with_others else []
+        if positives and negatives:
+            terms.append(max(max(positives) - max(negatives), 0.0))
+    assert float(rank_confusion_loss(z, labels, others)) == pytest.approx(np.mean(terms), abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("with_others", [False, True])
+def test_old_gallery_separation_matches_formula(seed, with_others):
+    g = torch.Generator().manual_seed(seed)
+    z, start = torch.randn(10, 6, generator=g), torch.randn(10, 6, generator=g)
+    labels = torch.randint(0, 3, (10,), generator=g)
+    others = torch.randn(4, 6, generator=g) if with_others else None
+    terms = []
+    for i in range(10):
+        negatives = [_cos(z[i], start[j]) for j in range(10) if labels[j] != labels[i]]
+        negatives += [_cos(z[i], o) for o in others] if with_others else []
+        positives = [_cos(z[i], start[j]) for j in range(10) if j != i and labels[j] == labels[i]]
+        if positives and negatives:
+            terms.append(np.mean([max(p - max(negatives), 0.0) for p in positives]))
+    assert float(old_gallery_loss(z, start, labels, others)) == pytest.approx(np.mean(terms), abs=1e-6)
+
+
+def test_the_forgetting_terms_stop_at_a_tie_and_never_push_the_old_gallery():
+    # rank 1 already at chance (the hardest positive ties the hardest negative): nothing left to push
+    z = torch.eye(3, requires_grad=True)  # each of person 0's photos as close to the other as to person 1's
+    assert float(rank_confusion_loss(z, torch.tensor([0, 0, 1]))) == 0.0
+    # the old gallery gets no gradient (f_0 is frozen) and a single identity has nothing to compare with
+    start = torch.randn(3, 3, requires_grad=True)
+    old_gallery_loss(z, start, torch.tensor([0, 0, 1])).backward()
+    assert start.grad is None
+    alone = rank_confusion_loss(z, torch.tensor([0, 0, 0]))
+    assert float(alone) == 0.0 and alone.requires_grad
+    # a step of gradient descent lowers a positive rank gap
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(8, 4, generator=g)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    z[1::2] = z[::2] + 0.05 * torch.randn(4, 4, generator=g)  # each photo's twin is its nearest neighbour
+    z.requires_grad_(True)
+    before = rank_confusion_loss(z, labels)
+    before.backward()
+    assert float(before) > 0.1 and float(rank_confusion_loss(z.detach() - 0.5 * z.grad, labels)) < float(before)

@@ -202,3 +202,29 @@ def test_contrastive_step_lowers_the_contrast(original, batches):
     _step(model, batches)
     with torch.no_grad():
         assert float(model.loss_terms(batches)["contrastive"]) < before
+
+
+def test_dispersion_with_the_rank_terms_composes_them_and_one_step_lowers_them(original, batches):
+    """rank_confusion and old_gallery are the losses of faceunlearn.losses on the forget batch, the retain
+    batch's people as negatives (the old gallery's from the frozen start model), beside Eq. 5 and distillation."""
+    from faceunlearn.losses import dispersion_loss, old_gallery_loss, rank_confusion_loss
+    from faceunlearn.methods import Dispersion
+
+    model = _method(Dispersion, original[0], rank_confusion=2.0, old_gallery=0.5, retention={"distill": 1.0})
+    assert model.train_streams == ("forget", "retain") and model.start_model is not None
+    forget, retain = batches["forget"], batches["retain"]
+    with torch.no_grad():
+        terms = model.loss_terms(batches)
+        z, others = model(forget["image"]), model(retain["image"])
+        start = model.start_embeddings(forget["image"])
+        start_others = model.start_embeddings(retain["image"])
+    assert set(terms) == {"dispersion", "rank_confusion", "old_gallery"}
+    assert float(terms["dispersion"]) == pytest.approx(float(dispersion_loss(z, forget["label"])), abs=1e-6)
+    assert float(terms["rank_confusion"]) == pytest.approx(2.0 * float(rank_confusion_loss(z, forget["label"], others)), abs=1e-6)
+    assert float(terms["old_gallery"]) == pytest.approx(0.5 * float(old_gallery_loss(z, start, forget["label"], start_others)), abs=1e-6)
+    assert float(terms["rank_confusion"]) > 0 and float(terms["old_gallery"]) > 0  # the Original still ranks them first
+    _step(model, batches, lr=0.001)
+    with torch.no_grad():
+        after = model.loss_terms(batches)
+    assert float(after["rank_confusion"]) < float(terms["rank_confusion"])
+    assert float(after["old_gallery"]) < float(terms["old_gallery"])

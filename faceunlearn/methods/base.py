@@ -256,9 +256,16 @@ class FaceModule(L.LightningModule):
         return torch.cat([backbone(part) for part in images.split(chunk)]).float()
 
     def start_embeddings(self, images: torch.Tensor) -> torch.Tensor:
-        """``f_0(x)``: the frozen start model's embeddings, without gradient."""
+        """``f_0(x)``: the frozen start model's embeddings, without gradient (once per batch and step: a
+        retention term and a forgetting term reading the same retain batch share one forward of ``f_0``)."""
+        cached = self.__dict__.get("_step_start")
+        if cached is not None and cached[0] is images:
+            return cached[1]
         with torch.no_grad():
-            return self.embed_with(self.start_model["backbone"], images)
+            embeddings = self.embed_with(self.start_model["backbone"], images)
+        if self.training:
+            self.__dict__["_step_start"] = (images, embeddings)
+        return embeddings
 
     # -- a CosFace head for start weights that carry none ------------------------------------------
     @property
@@ -357,6 +364,7 @@ class FaceModule(L.LightningModule):
                 terms.update(self.retention_terms(batch["retain"]))
         finally:
             self._step_retain = None  # the graph goes with the step
+            self.__dict__["_step_start"] = None
         loss = torch.stack(list(terms.values())).sum()
         if not torch.isfinite(loss):
             values = ", ".join(f"{name}={value.item():.4g}" for name, value in terms.items())

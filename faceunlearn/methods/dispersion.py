@@ -1,6 +1,6 @@
 """Dispersion unlearning (paper Eq. 5): push each forget identity's embeddings apart."""
 
-from faceunlearn.losses import dispersion_loss, view_dispersion_loss
+from faceunlearn.losses import dispersion_loss, old_gallery_loss, rank_confusion_loss, view_dispersion_loss
 from faceunlearn.methods.base import FaceModule
 
 
@@ -13,33 +13,59 @@ class Dispersion(FaceModule):
     ``λ_v · L_view`` (``faceunlearn.losses.view_dispersion_loss``), which also pushes the two views of
     one image apart.
 
+    Two forgetting terms act on ranks rather than on cosines (issue 28; 0 = off, the paper's method):
+    ``rank_confusion`` (λ of ``faceunlearn.losses.rank_confusion_loss``: a forgotten person's hardest
+    positive no higher than their hardest negative, the retain batch's people among the negatives) and
+    ``old_gallery`` (λ of ``faceunlearn.losses.old_gallery_loss``: their embeddings no closer to the start
+    model's embeddings of them than to its embeddings of other people, the retain batch's included).
+    Either adds the retain stream (its people are the negatives); ``old_gallery`` needs the frozen start model.
+
     Args:
         dispersion_margin: ``m_d``, the floor on pushed-apart cosine similarity. Unknown in the paper;
             0 fits its reported forget CS ≈ 0.09. The view term uses the same floor.
         view_dispersion: λ_v of the augmented-view term; 0 (default): the paper's method, one image each.
+        rank_confusion, old_gallery: weights of the two rank-level forgetting terms (≥ 0).
     """
 
     loss_function = staticmethod(dispersion_loss)
 
-    def __init__(self, *args, dispersion_margin: float = 0.0, view_dispersion: float = 0.0, **kwargs):
-        if view_dispersion < 0:
-            raise ValueError(f"view_dispersion must be >= 0, got {view_dispersion}")
+    def __init__(self, *args, dispersion_margin: float = 0.0, view_dispersion: float = 0.0, rank_confusion: float = 0.0,
+                 old_gallery: float = 0.0, **kwargs):
+        for name, value in (("view_dispersion", view_dispersion), ("rank_confusion", rank_confusion), ("old_gallery", old_gallery)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
         super().__init__(*args, **kwargs)
 
     @property
+    def needs_start_model(self) -> bool:
+        return self.hparams.old_gallery > 0
+
+    @property
     def loss_streams(self) -> tuple[str, ...]:
-        return ("forget_views",) if self.hparams.view_dispersion > 0 else ("forget",)
+        forget = ("forget_views",) if self.hparams.view_dispersion > 0 else ("forget",)
+        return forget + (("retain",) if self.hparams.rank_confusion > 0 or self.hparams.old_gallery > 0 else ())
 
     def loss_terms(self, batch):
         margin = self.hparams.dispersion_margin
         if self.hparams.view_dispersion <= 0:
             forget = batch["forget"]
-            return {"dispersion": self.loss_function(self(forget["image"]), forget["label"], margin)}
-        forget = batch["forget_views"]
-        views = forget["views"]  # [B, 2, 3, H, W]
-        embeddings = self(views.flatten(0, 1)).unflatten(0, views.shape[:2])  # one forward for both views
-        labels = forget["label"].repeat_interleave(2)
-        return {
-            "dispersion": self.loss_function(embeddings.flatten(0, 1), labels, margin),
-            "view_dispersion": self.hparams.view_dispersion * view_dispersion_loss(embeddings[:, 0], embeddings[:, 1], margin),
-        }
+            images, labels = forget["image"], forget["label"]
+            embeddings = self(images)
+            terms = {"dispersion": self.loss_function(embeddings, labels, margin)}
+        else:
+            forget = batch["forget_views"]
+            views = forget["views"]  # [B, 2, 3, H, W]
+            both = self(views.flatten(0, 1)).unflatten(0, views.shape[:2])  # one forward for both views
+            images, labels, embeddings = views.flatten(0, 1), forget["label"].repeat_interleave(2), both.flatten(0, 1)
+            terms = {
+                "dispersion": self.loss_function(embeddings, labels, margin),
+                "view_dispersion": self.hparams.view_dispersion * view_dispersion_loss(both[:, 0], both[:, 1], margin),
+            }
+        if self.hparams.rank_confusion > 0:
+            others = self.retain_embeddings(batch["retain"])  # shared with the retention terms: one forward
+            terms["rank_confusion"] = self.hparams.rank_confusion * rank_confusion_loss(embeddings, labels, others)
+        if self.hparams.old_gallery > 0:
+            others = self.start_embeddings(batch["retain"]["image"])
+            terms["old_gallery"] = self.hparams.old_gallery * old_gallery_loss(
+                embeddings, self.start_embeddings(images), labels, others)
+        return terms
