@@ -27,7 +27,9 @@ number is also in ``audit.csv`` (tidy: ``model,seed,test,metric,value``):
   not re-embed must still find everyone else); relearning (``relearn_<N>``: 2 photos per forget identity)
   and retain-only relearning (``relearn_retain_<N>``: 2 photos per retain identity, none of the forgotten),
   10, 50, 100 steps, the attacker's own head imprinted from its photos, at every lr of ``RELEARN_LRS`` —
-  the strongest per N is reported with its ``lr``, the whole grid as ``relearn@lr=…``.
+  the strongest per N is reported with its ``lr``, the whole grid as ``relearn@lr=…``;
+* **basin** (``basin``): the embedding network's relative weight distance to the Original and forget
+  retrieval at the weight midpoint (linear connectivity): hidden people come back there.
 
 ``audit.md`` puts the models side by side; ``roc.png`` draws the verification ROC curves, whose points
 ``roc.csv`` keeps (``faceunlearn report`` averages them over forget sets); ``audit.json`` its settings.
@@ -235,6 +237,25 @@ def audit_model(model, data, embedded: Embedded, original: Embedded, seed: int, 
     return results, curves
 
 
+@torch.no_grad()
+def basin(model, original, data) -> dict[str, float]:
+    """How far the model left the Original's basin (Siddiqui et al., NeurIPS 2025: resistance to relearning
+    follows weight distance and the loss of linear connectivity): the relative L2 distance of the embedding
+    network's weights, and forget retrieval at the weight midpoint ``(θ + θ_0)/2``. A model that only hid the
+    forgotten people sits close, and its midpoint retrieves them again."""
+    theirs = dict(original.backbone.state_dict())
+    mine = model.backbone.state_dict()
+    floats = [name for name, value in mine.items() if value.is_floating_point()]
+    difference = sum(float((mine[name].float() - theirs[name].float()).square().sum()) for name in floats)
+    size = sum(float(theirs[name].float().square().sum()) for name in floats)
+    midpoint = copy.deepcopy(model)
+    midpoint.backbone.load_state_dict({name: (mine[name] + theirs[name]) / 2 if name in floats else mine[name] for name in mine})
+    again = embed_subsets(midpoint, data, ("forget", "forget_test"))
+    at_midpoint = retrieval(again["forget_test"], again["forget"])
+    return {"weight_distance": (difference / max(size, 1e-30)) ** 0.5, "midpoint_forget_mAP": at_midpoint["mAP"],
+            "midpoint_forget_R@1": at_midpoint["R@1"]}
+
+
 def checkpoint_facts(path: str | Path) -> dict:
     """What a Lightning checkpoint records of its run: start weights (path, SHA-256) and forget identities."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -353,6 +374,7 @@ def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = No
     for index, (name, m) in enumerate(audited.items(), start=1):
         started = time.perf_counter()
         results, curves[name] = audit_model(m, data, embedded[name], original, seed, relearn_lrs, relearn_steps)
+        results["basin"] = basin(m, models["Original"], data)
         rows += [{"method": name, "seed": seed, "benchmark": test, "metric": metric, "value": float(value)}
                  for test, metrics in results.items() for metric, value in metrics.items()]
         if progress:

@@ -44,7 +44,7 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
     assert tests == {"forget", "verify_forget", "verify_retain", "heldout_pooled", "heldout_pooled_extended", "identify_forget",
                      "identify_retain", "membership", "membership_identity", "probe", "stale_gallery", "stale_gallery_retain",
                      "stale_gallery_heldout", "relearn_1", "relearn_2", "relearn_retain_1", "relearn_retain_2",
-                     "relearn@lr=0.0001", "relearn@lr=0.01", "relearn_retain@lr=0.0001", "relearn_retain@lr=0.01"}
+                     "relearn@lr=0.0001", "relearn@lr=0.01", "relearn_retain@lr=0.0001", "relearn_retain@lr=0.01", "basin"}
     # the audit's retrieval is the evaluation's
     assert value["Dispersion", "forget", "mAP"] == pytest.approx(final["forget/mAP"], abs=1e-12)
     assert value["Dispersion", "forget", "chance_mAP"] == pytest.approx(final["forget/chance_mAP"], abs=1e-12)
@@ -61,8 +61,15 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
             assert value["Dispersion", f"{attack}_{steps}", "mAP"] == grid[best]
     # relearning moved the network: at lr 1e-2 two steps change forget retrieval
     assert value["Dispersion", "relearn@lr=0.01", "mAP@2"] != pytest.approx(value["Dispersion", "forget", "mAP"], abs=1e-6)
+    # the weight distance to the Original, against the checkpoints' own tensors (the Original: init_weights null, so
+    # the seeded initialisation the config builds)
+    start = cli_main(["--config", str(REPO / "configs/demo_disp.yaml"), *data], run=False).model.backbone.state_dict()
+    trained = {name[len("backbone."):]: tensor for name, tensor in checkpoint["state_dict"].items() if name.startswith("backbone.")}
+    floats = [name for name, tensor in start.items() if tensor.is_floating_point()]
+    want = (sum(float((trained[n] - start[n]).square().sum()) for n in floats) / sum(float(start[n].square().sum()) for n in floats)) ** 0.5
+    assert value["Dispersion", "basin", "weight_distance"] == pytest.approx(want, rel=1e-6) and want > 0
     for key, number in value.items():
-        assert number != number or 0.0 <= number <= 1.0 or key[2] == "lr", key
+        assert number != number or 0.0 <= number <= 1.0 or key[2] in ("lr", "weight_distance"), key
     assert (tmp_path / "audit/audit.md").read_text().startswith("# faceunlearn audit")
     assert (tmp_path / "audit/roc.png").stat().st_size > 1000
     with (tmp_path / "audit/roc.csv").open() as handle:  # the points report averages over forget sets

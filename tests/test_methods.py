@@ -53,3 +53,28 @@ def test_non_finite_loss_stops_with_the_terms(random_packed):
 
     with pytest.raises(FloatingPointError, match=r"non-finite loss at step 0 \(dispersion=nan\)"):
         _fit(Exploding(num_classes=20, backbone="iresnet_tiny"), random_packed.root)
+
+
+def test_shrink_and_perturb_is_its_formula_seeded_and_leaves_frozen_tensors():
+    from faceunlearn.methods.shrink_perturb import shrink_and_perturb
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2))
+    net[2].weight.requires_grad_(False)
+    before = {name: tensor.clone() for name, tensor in net.state_dict().items()}
+    shrink_and_perturb(net, shrink=0.8, noise=0.1, seed=3)
+    generator = torch.Generator().manual_seed(3)
+    for name, parameter in sorted(net.named_parameters()):
+        if not parameter.requires_grad:
+            assert torch.equal(parameter, before[name])
+            continue
+        draw = torch.randn(parameter.shape, generator=generator)
+        want = 0.8 * before[name] + 0.1 * before[name].square().mean().sqrt() * draw
+        assert torch.allclose(parameter, want, atol=1e-6), name
+    assert torch.equal(net[1].running_mean, before["1.running_mean"])  # buffers are not parameters
+    again = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2))
+    again.load_state_dict(before)
+    again[2].weight.requires_grad_(False)
+    shrink_and_perturb(again, shrink=0.8, noise=0.1, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(ValueError, match="shrink must be in"):
+        shrink_and_perturb(net, shrink=0.0)

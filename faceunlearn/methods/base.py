@@ -23,6 +23,7 @@ from faceunlearn.methods.saliency import (
 from faceunlearn.models import CosFaceHead, build_backbone, load_weights
 from faceunlearn.models.head_imprint import class_mean_embeddings, imprinted_weights
 from faceunlearn.models.onnx_backbone import OnnxBackbone
+from faceunlearn.methods.shrink_perturb import shrink_and_perturb
 from faceunlearn.models.weights import CheckpointMismatchError, resolve_weights_path
 from faceunlearn.paths import expand_path, file_sha256
 
@@ -106,6 +107,9 @@ class FaceModule(L.LightningModule):
             (mean embedding norm) or ``lipschitz`` (the Lipschitz loss under Gaussian input noise).
         saliency_noise_std, saliency_noise_draws: σ of the input noise ``δ ~ N(0, σ²)`` (images are
             in [-1, 1]) and its number of draws N per image, for ``saliency_loss: lipschitz``.
+        shrink_perturb: ``{shrink: α, noise: σ, seed: s}``: at the start of a fit (not a resume) the backbone's
+            trainable weights become ``α·θ + σ·rms(θ)·ε`` (``faceunlearn.methods.shrink_perturb``), to leave the
+            start model's basin; the frozen start model keeps the unperturbed weights. None (default): off.
         training_images: the source of the training images (``TrainingImages``: a ``FaceDataModule``),
             linked by the CLI (``data`` → ``model.init_args.training_images``); in Python, pass the
             DataModule. ````fit`` tells it the streams ``train_streams`` names (``use_streams``), SalUn D_f^train and head
@@ -148,6 +152,7 @@ class FaceModule(L.LightningModule):
         forward_chunk_size: int | None = None,
         channels_last: bool = False,
         compile: bool | dict[str, Any] = False,
+        shrink_perturb: dict[str, float] | None = None,
         training_images: Any = None,  # a TrainingImages (typed Any: jsonargparse would parse a Protocol as a class)
     ):
         super().__init__()
@@ -173,7 +178,11 @@ class FaceModule(L.LightningModule):
                 f"(BatchNorm in training mode normalises by batch statistics, so chunks would change the result)"
             )
         self.retention_weights = retention_weights(retain_weight, retention)
+        if shrink_perturb is not None and (set(shrink_perturb) - {"shrink", "noise", "seed"}):
+            raise ValueError(f"shrink_perturb takes shrink, noise and seed; got {sorted(shrink_perturb)}")
         self.save_hyperparameters(ignore=["training_images"])
+        #: whether this module's weights came from a resumed checkpoint (shrink-and-perturb is not applied again)
+        self._resumed = False
         #: where the start weights came from and their SHA-256 (checked when a run resumes)
         self.start_weights: dict | None = None
         #: "checkpoint" (loaded or resumed), "imprinted" (class-mean embeddings), "trained" (from scratch,
@@ -300,6 +309,8 @@ class FaceModule(L.LightningModule):
             self.imprint_head()
 
     def on_fit_start(self) -> None:
+        if self.hparams.shrink_perturb and not self._resumed:
+            shrink_and_perturb(self.backbone, **self.hparams.shrink_perturb)
         self._ensure_head()  # before the step-0 evaluation, which runs next
         if self.start_model is not None:
             self.start_model.to(self.device)
@@ -455,6 +466,7 @@ class FaceModule(L.LightningModule):
             }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._resumed = True
         self.head_source = checkpoint.get("head_source", "checkpoint")
         recorded, current = checkpoint.get("start_weights"), self.start_weights
         if recorded and current and recorded.get("sha256") != current.get("sha256"):
