@@ -77,27 +77,18 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
     assert {row["method"] for row in roc} == {"Original", "Dispersion", "Retrain"}
     assert {row["benchmark"] for row in roc} == {"verify_forget", "verify_retain"} and len(roc) == 3 * 2 * 40
 
-    # a second audit of the same forget set copies the Original's and Retrain's rows and audits only the method,
-    # with the same attacker for every model (not the method's own lr)
+    # a second audit of the same forget set — here a sweep's, in its own process (`faceunlearn sweep --jobs N`:
+    # launch.processes runs run_one there) — copies the Original's and Retrain's rows and audits only the method,
+    # with the same attacker for every model (the grid and steps in any order): the same rows
     settings = json.loads((tmp_path / "audit/audit.json").read_text())
     assert settings["relearn_lrs"] == [1e-4, 1e-2] and settings["references"] is None and settings["relearn_steps"] == [1, 2]
-    again = audit(str(REPO / "configs/demo_disp.yaml"), str(ckpt), tmp_path / "again", retrain=str(other_head),
-                  overrides=data, relearn_steps=(2, 1), relearn_lrs=(1e-2, 1e-4), references=tmp_path / "audit")
-    assert json.loads((tmp_path / "again" / AUDIT_JSON).read_text())["references"] == str(tmp_path / "audit")
-    assert [(row["method"], row["benchmark"], row["metric"]) for row in again] == [
-        (row["method"], row["benchmark"], row["metric"]) for row in rows]
-    for row, first in zip(again, rows):
-        assert row["value"] == pytest.approx(first["value"], abs=1e-9, nan_ok=True), row
-    with (tmp_path / "again/roc.csv").open() as handle:
-        assert len(list(csv.DictReader(handle))) == 3 * 2 * 40
-    # a sweep's audit in its own process (`faceunlearn sweep --jobs N`: launch.processes runs run_one there): the same rows
     from faceunlearn.experiments import launch
     from faceunlearn.experiments.sweep import RunSpec
 
     job = RunSpec("audit", str(REPO / "configs/demo_disp.yaml"), "demo_disp", 0, "synthetic", tmp_path,
                   ["--config", str(REPO / "configs/demo_disp.yaml"), *data], None,
                   audit={"checkpoint": str(ckpt), "folder": str(tmp_path / "process"), "retrain": str(other_head),
-                         "references": str(tmp_path / "audit"), "relearn_lrs": [1e-4, 1e-2], "relearn_steps": [1, 2]})
+                         "references": str(tmp_path / "audit"), "relearn_lrs": [1e-2, 1e-4], "relearn_steps": [2, 1]})
     [(_, result, _)] = list(launch.processes(1)([job]))
     assert not isinstance(result, BaseException), result
     assert json.loads((tmp_path / "process" / AUDIT_JSON).read_text())["references"] == str(tmp_path / "audit")
@@ -107,6 +98,8 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
         (row["method"], row["benchmark"], row["metric"]) for row in rows]
     for row, first in zip(in_process, rows):
         assert float(row["value"]) == pytest.approx(first["value"], abs=1e-6, nan_ok=True), row
+    with (tmp_path / "process/roc.csv").open() as handle:  # the copied references' ROC points too
+        assert len(list(csv.DictReader(handle))) == 3 * 2 * 40
     # another attacker, another Retrain (by content), other start weights or another forget set: nothing is copied
     for key, other in (("relearn_lrs", [1e-2]), ("retrain_sha256", "0" * 64), ("start_weights_sha256", "1" * 64),
                        ("seed", 7), ("forget_identities", [0]), ("audit_version", 1)):

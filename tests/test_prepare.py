@@ -231,7 +231,7 @@ def test_interrupted_run_resumes_and_equals_an_uninterrupted_run_bit_for_bit(cel
     assert all(np.array_equal(resumed[1][name], straight[1][name]) for name in straight[1])
     assert resumed[2:] == straight[2:]
     assert not out.with_name("resumed.partial").exists()
-    assert sorted(path.name for path in out.iterdir()) == ["images.npy", "index.npz", "meta.json", "skipped.tsv", "source_paths.txt"]
+    assert sorted(path.name for path in out.iterdir()) == ["duplicates.tsv", "images.npy", "index.npz", "meta.json", "skipped.tsv", "source_paths.txt"]
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(celeba, celeba_pack, tmp_path, monkeypatch):
