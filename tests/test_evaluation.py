@@ -56,3 +56,19 @@ def test_validate_prints_and_writes_tidy_csv(tmp_path, random_packed, caplog):
     assert {f"{row['benchmark']}/{row['metric']}": float(row["value"]) for row in rows} == metrics
     assert metrics["forget_extended/mAP"] <= metrics["forget/mAP"]  # distractors can only push relevant items down
     assert "forget_extended: mAP=" in caplog.text and f"wrote {csv_path}" in caplog.text
+
+
+def test_with_the_logger_off_results_go_to_the_checkpoint_folder_never_the_working_directory(tmp_path, random_packed, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    cli_main([
+        "validate", "--config", str(REPO / "configs/demo_disp.yaml"),
+        "--model.init_args.init_weights", "null",
+        "--data.root", str(random_packed.root), "--data.synthetic", "null",
+        "--data.num_forget_identities", "8", "--data.batch_size", "16", "--data.eval_retain_identities", "4",
+        "--trainer.enable_progress_bar", "false", "--trainer.logger", "false", "--run_files.snapshots", "[]",
+        "--evaluation.benchmarks", "{forget: {queries: forget_test, gallery: [forget]}}",
+        "--checkpoint.dirpath", str(tmp_path / "ckpt"),
+    ])
+    assert (tmp_path / "ckpt" / "retrieval_metrics.csv").is_file()
+    assert not (tmp_path / "cwd" / "retrieval_metrics.csv").exists()

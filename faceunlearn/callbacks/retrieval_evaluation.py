@@ -75,7 +75,8 @@ class RetrievalEvaluation(L.Callback):
         benchmarks: name → subsets (default: the demo's ``forget`` and ``retain``).
         ks: the k of R@k.
         results_csv: where ``validate``/``test`` write the tidy CSV (``method,seed,benchmark,metric,value``);
-            default ``<log_dir>/retrieval_metrics.csv`` of the run.
+            default ``<log_dir>/retrieval_metrics.csv`` of the run (with the logger off: the checkpoint folder,
+            else ``lightning_logs/``; never the working directory).
         evaluate_at_start: evaluate the start model at step 0 when a fit starts (not when it resumes).
         intermediate_benchmarks: the benchmarks of the evaluations between the start and the end of a
             fit (default: those named ``forget*``); the start and the final evaluations compute all.
@@ -245,7 +246,7 @@ class RetrievalEvaluation(L.Callback):
             rank_zero_info(f"retrieval engine: {self.faiss.describe() if self.faiss else 'exact (full ranking)'}")
             rank_zero_info(format_metrics(metrics))
             # trainer.log_dir is a collective under DDP: every rank asks, rank 0 writes
-            path = Path(self.results_csv or Path(trainer.log_dir or "lightning_logs") / RESULTS_CSV)
+            path = Path(self.results_csv or run_folder(trainer) / RESULTS_CSV)
             if trainer.is_global_zero:
                 seed = getattr(trainer.datamodule, "hparams", {}).get("seed", "")
                 write_csv(tidy_rows(type(pl_module).__name__, seed, metrics, table_metrics=None), path)
@@ -342,3 +343,12 @@ def tensorboard_writer(trainer: L.Trainer):
 
     logger = next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
     return logger.experiment if logger is not None else None
+
+
+def run_folder(trainer: L.Trainer) -> Path:
+    """Where a run's files go: the logger's folder; with the logger off, the checkpoint folder (else
+    ``lightning_logs``) — never the working directory, where ``trainer.log_dir`` falls back to."""
+    if trainer.loggers:
+        return Path(trainer.log_dir)
+    checkpoint = trainer.checkpoint_callback
+    return Path(checkpoint.dirpath) if checkpoint is not None and checkpoint.dirpath else Path("lightning_logs")
