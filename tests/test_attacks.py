@@ -111,6 +111,7 @@ def test_the_per_identity_view_against_a_reference():
     unseen = torch.arange(100, dtype=torch.float64)  # 95 % quantile 94.05
     target = torch.tensor([99.0, 94.0, 50.0, 20.0])
     view = identity_view(target, unseen)
+    assert view["flagged_low@5%"] == 0.0 and identity_view(torch.tensor([99.0, 3.0, 50.0, 20.0]), unseen)["flagged_low@5%"] == 0.25  # 5 % quantile 4.95
     assert view["flagged@5%"] == 0.25 and view["AUC_identity"] == pytest.approx(roc_auc_score([1] * 4 + [0] * 100, torch.cat([target, unseen])))
     assert view["percentile"] == pytest.approx(np.mean([(unseen < t).float().mean() + 0.5 * (unseen == t).float().mean() for t in target]))
 

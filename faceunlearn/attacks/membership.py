@@ -114,10 +114,14 @@ def identity_view(target: torch.Tensor, unseen: torch.Tensor, level: float = 0.0
     * ``AUC_identity``: AUROC of target people against never-seen people;
     * ``flagged@5%``: the share of target people scoring above the never-seen people's (1 − ``level``)
       quantile — people an auditor would call members at a ``level`` false-alarm rate (chance: ``level``);
+    * ``flagged_low@5%``: the share scoring *below* their ``level`` quantile — people who stand out the other
+      way (e.g. pushed apart further than anyone never seen): as telling to an auditor (chance: ``level``);
     * ``percentile``: the mean share of never-seen people a target person out-scores (chance: ½)."""
     if len(target) == 0 or len(unseen) == 0:
-        return {"AUC_identity": float("nan"), "flagged@5%": float("nan"), "percentile": float("nan")}
-    threshold = torch.quantile(unseen.double(), 1.0 - level)
-    beaten = (target.double()[:, None] > unseen.double()[None]).double() + 0.5 * (target.double()[:, None] == unseen.double()[None])
-    return {"AUC_identity": attack_auc(target, unseen), "flagged@5%": float((target.double() > threshold).double().mean()),
-            "percentile": float(beaten.mean())}
+        return {"AUC_identity": float("nan"), "flagged@5%": float("nan"), "flagged_low@5%": float("nan"),
+                "percentile": float("nan")}
+    target, unseen = target.double(), unseen.double()
+    high, low = torch.quantile(unseen, 1.0 - level), torch.quantile(unseen, level)
+    beaten = (target[:, None] > unseen[None]).double() + 0.5 * (target[:, None] == unseen[None])
+    return {"AUC_identity": attack_auc(target, unseen), "flagged@5%": float((target > high).double().mean()),
+            "flagged_low@5%": float((target < low).double().mean()), "percentile": float(beaten.mean())}
