@@ -398,3 +398,11 @@ def test_reevaluate_reads_a_finished_sweep_and_keeps_its_training_times(fake, mo
     assert len(collect(new)) == 6
     with pytest.raises(SystemExit, match="outside the sweep"):
         reevaluate.reevaluate(str(out), str(out / "inside"), override)
+
+
+def test_an_audit_never_reads_its_runs_step_0_numbers():
+    # a run's arguments name the Original's step-0 CSV; once a protocol gains a benchmark after the runs, that CSV
+    # no longer parses, and an audit (which never reads it) must not fail on it
+    args = ["--data.seed", "0", "--evaluation.start_results", "/o/retrieval_metrics.csv", "--evaluation.start_results=/x.csv",
+            "--trainer.max_epochs", "2"]
+    assert sweep.audit_overrides(args) == ["--data.seed", "0", "--trainer.max_epochs", "2"]

@@ -566,9 +566,23 @@ def audit_one(spec: RunSpec, audit=None) -> RunResult:
     attacker = {} if job["relearn_lrs"] is None else {"relearn_lrs": tuple(job["relearn_lrs"])}
     if job.get("relearn_steps") is not None:  # the audit's RELEARN_STEPS unless given (tests: fewer)
         attacker["relearn_steps"] = tuple(job["relearn_steps"])
-    rows = audit(spec.config, job["checkpoint"], Path(job["folder"]), job["retrain"], spec.args[2:],
+    rows = audit(spec.config, job["checkpoint"], Path(job["folder"]), job["retrain"], audit_overrides(spec.args[2:]),
                  references=job["references"], **attacker)
     return RunResult("audit", {}, {"rows": len(rows) if rows is not None else 0})
+
+
+def audit_overrides(args: list[str]) -> list[str]:
+    """A run's arguments as its audit needs them: without ``--evaluation.start_results`` (the run's step-0 numbers,
+    which the audit never reads, and which no longer parse once the protocol's benchmarks changed after the run)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--evaluation.start_results":
+            skip = True
+        elif not arg.startswith("--evaluation.start_results="):
+            kept.append(arg)
+    return kept
 
 
 def audit_specs(specs: list[RunSpec], relearn_lrs: list[float] | None = None) -> list[list[RunSpec]]:
