@@ -258,11 +258,10 @@ def basin(model, original, data) -> dict[str, float]:
 
 def checkpoint_facts(path: str | Path) -> dict:
     """What a Lightning checkpoint records of its run: start weights (path, SHA-256) and forget identities."""
+    from faceunlearn.data.datamodule import recorded_forget_identities
+
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    # the DataModule's state (keyed by its class name: FaceDataModule.state_dict), not its hyper-parameters
-    data_state = next((value for key, value in checkpoint.items() if key != "datamodule_hyper_parameters"
-                       and isinstance(value, dict) and isinstance(value.get("forget_identities"), list)), {})
-    return {"start_weights": checkpoint.get("start_weights"), "forget_identities": data_state.get("forget_identities")}
+    return {"start_weights": checkpoint.get("start_weights"), "forget_identities": recorded_forget_identities(checkpoint)}
 
 
 def check_checkpoint(path: str | Path, role: str, config: str, forget_identities: list[int], start_weights: dict | None) -> None:

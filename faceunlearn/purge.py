@@ -136,8 +136,10 @@ def _checkpoint_forget_identities(path: Path, checkpoint: dict) -> set[int]:
     """The forget identities of the run that wrote ``checkpoint``: recorded in it by its DataModule
     (``FaceDataModule.state_dict``), else in its run folder's ``done.json`` (``<run>/checkpoints/*.ckpt``,
     a sweep's layout; checkpoints from before the DataModule recorded them)."""
-    recorded = checkpoint.get("FaceDataModule", {}).get("forget_identities")
-    return {int(i) for i in recorded} if recorded else _done_forget_identities(path.parent.parent)
+    from faceunlearn.data.datamodule import recorded_forget_identities
+
+    recorded = recorded_forget_identities(checkpoint)
+    return set(recorded) if recorded else _done_forget_identities(path.parent.parent)
 
 
 def _load_checkpoint(path: Path) -> dict:

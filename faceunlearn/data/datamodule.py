@@ -89,6 +89,13 @@ def evaluation_rows(packed: PackedFaces, seed: int, query_fraction: float = 0.5,
     return rows
 
 
+def recorded_forget_identities(checkpoint: dict) -> list[int] | None:
+    """The forget identities a Lightning checkpoint's DataModule recorded (``FaceDataModule.state_dict``, which
+    Lightning keys by the class name), or None for checkpoints from before it recorded them."""
+    recorded = checkpoint.get("FaceDataModule", {}).get("forget_identities")
+    return None if recorded is None else [int(i) for i in recorded]
+
+
 class FaceDataModule(L.LightningDataModule):
     """Reads one packed dataset (``faceunlearn.data.packed``) and serves every split a method needs.
 

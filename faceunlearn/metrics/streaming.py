@@ -238,10 +238,11 @@ class StreamingGalleries:
 
         def ranked(rows: np.ndarray, depth: int) -> dict[str, tuple[np.ndarray, ...]]:
             """Every variant's (hit, scores, valid) lists of the query rows, ``depth`` deep."""
-            base = self._lists(gallery, query[torch.from_numpy(rows).to(device)], depth)
+            rows_query = query[torch.from_numpy(rows).to(device)]
+            base = self._lists(gallery, rows_query, depth)
             lists = {"": base}
             if distractors is not None:
-                scores, _, ids = self._lists(distractors, query[torch.from_numpy(rows).to(device)], depth)
+                scores, _, ids = self._lists(distractors, rows_query, depth)
                 never = np.full_like(ids, _NEVER_RELEVANT)
                 lists[EXTENDED_SUFFIX] = merge_ranked((base[0], scores), (base[1], never), (base[2], ids), depth)
             return {variant: ranked_hits(labels, ids, labels_np[rows], ids_np[rows], depth, scores)
