@@ -144,3 +144,40 @@ def test_frontal_landmarks_sit_on_the_arcface_template():
     profile = g.landmarks(ids, np.zeros(200, dtype=np.int64), "profile")
     assert np.abs(profile[:, :2, 1].mean() - 51.6) < 3.0
     assert np.abs(profile[:, 2, 0] - 56).mean() > 10
+
+
+
+def test_runs_started_side_by_side_build_the_synthetic_faces_once(tmp_path, monkeypatch):
+    # a sweep's jobs start together on a fresh machine: without the lock both wrote <root>.partial and one crashed
+    import threading
+    import time
+
+    from faceunlearn.data import datamodule
+
+    counts = dict(num_train_identities=3, images_per_train_identity=4, num_holdout_identities=2, holdout_frontal=3,
+                  holdout_profile=2, num_distractor_identities=4, images_per_distractor=2)
+    builds = []
+
+    def slow_build(root, **knobs):  # both runs are inside prepare_data before either finishes
+        builds.append(root)
+        time.sleep(0.5)
+        return build_synthetic_dataset(root, **knobs)
+
+    monkeypatch.setattr(datamodule, "build_synthetic_dataset", slow_build)
+    root = tmp_path / "synth"
+    errors = []
+
+    def prepare():
+        try:
+            datamodule.FaceDataModule(root=str(root), synthetic={"seed": 5, **counts}).prepare_data()
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            errors.append(error)
+
+    threads = [threading.Thread(target=prepare) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == [] and len(builds) == 1
+    assert len(PackedFaces.open(root)) == 3 * 4 + 2 * (3 + 2) + 4 * 2
+    assert not (tmp_path / "synth.partial").exists()

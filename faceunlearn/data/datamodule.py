@@ -248,7 +248,13 @@ class FaceDataModule(L.LightningDataModule):
             return
         if self.hparams.synthetic is None:
             raise PackedDatasetError(self._missing_message())
-        build_synthetic_dataset(self.root, **self.hparams.synthetic)
+        from filelock import FileLock
+
+        # runs launched side by side (a sweep's jobs) share the folder: one builds it, the others wait
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{self.root}.lock"):
+            if not (self.root / "meta.json").is_file():
+                build_synthetic_dataset(self.root, **self.hparams.synthetic)
 
     # -- checkpoint state: whom the run forgets ---------------------------------------------------
     def state_dict(self) -> dict:
