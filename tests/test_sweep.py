@@ -122,7 +122,7 @@ def test_a_failing_run_leaves_no_done_json_and_stops(fake):
     assert len(list(out.glob("demo_disp/seed0.crashed-*"))) == 1
 
 
-def test_changed_settings_warn_but_keep_the_finished_run(fake, capsys, tmp_path):
+def test_changed_settings_keep_a_finished_method_run_and_redo_the_original(fake, capsys, tmp_path):
     runner, override, out = fake
     config = tmp_path / "configs" / "demo_disp.yaml"
     config.parent.mkdir()
@@ -133,8 +133,12 @@ def test_changed_settings_warn_but_keep_the_finished_run(fake, capsys, tmp_path)
     runner.calls.clear()
     capsys.readouterr()
     sweep.sweep([str(config)], [0], str(out), overrides=override)
-    assert runner.calls == []
-    assert "different config file content" in capsys.readouterr().out
+    # the method run is kept (with a warning); the Original's step 0, which method runs read, is evaluated again
+    assert [spec.name for spec in runner.calls] == ["original/seed0"]
+    printed = capsys.readouterr().out
+    assert "skip demo_disp/seed0: finished — warning: it was made with a different config file content" in printed
+    assert "original/seed0: made with a different config file content" in printed
+    assert len(list(out.glob("original/seed0.crashed-*"))) == 1  # the old one kept aside, not overwritten
     # the protocol it includes, and the group files that protocol names, are part of its content too
     data_file = config.parent / "protocols" / "demo_data.yaml"
     before = sweep.config_sha256(config)

@@ -462,6 +462,12 @@ def execute(specs: list[RunSpec], runner=None, launcher=None) -> list[RunSpec]:
         if layout.is_finished(spec.run_dir):
             stored = layout.read_done(spec.run_dir).get("settings", {})
             changed = _differences(stored, spec.settings)
+            if changed and spec.kind == "original":
+                # every method run reads the Original's step-0 numbers: one made with other settings (e.g. before
+                # the protocol gained a benchmark) would fail them or mislead; it is only an evaluation, redo it
+                print(f"[sweep] {spec.name}: made with a different {', '.join(changed)}; evaluated again")
+                todo.append(spec)
+                continue
             note = f" — warning: it was made with a different {', '.join(changed)}; kept (move the folder away to redo it)" if changed else ""
             print(f"[sweep] skip {spec.name}: finished{note}")
         else:
