@@ -171,7 +171,7 @@ def _membership(embedded: Embedded, seed: int) -> dict[str, dict[str, float]]:
     }
 
 
-def _relearning(model, data, seed: int, lrs, steps) -> dict[str, dict[str, float]]:
+def _relearning(model, data, seed: int, lrs, steps, attacks=("relearn", "relearn_retain")) -> dict[str, dict[str, float]]:
     """Relearning on 2 photos per forgotten person, and retain-only relearning (2 per retain person, none of the
     forgotten): at every lr of ``lrs``, the attacker's own imprinted head; the strongest per step count, and the grid."""
     from faceunlearn.attacks import relearn_grid
@@ -182,6 +182,8 @@ def _relearning(model, data, seed: int, lrs, steps) -> dict[str, dict[str, float
 
     results = {}
     for attack, subset in (("relearn", "forget_train"), ("relearn_retain", "retain_eval")):
+        if attack not in attacks:
+            continue
         images, labels = attacker_images(model, data, subset, seed)
         strongest, every = relearn_grid(model, images, labels, evaluate, steps, sorted(lrs))
         for count in sorted(steps):
@@ -235,6 +237,22 @@ def audit_model(model, data, embedded: Embedded, original: Embedded, seed: int, 
     results["stale_gallery_heldout"] = retrieval(heldout_query, pooled(original, "holdout_gallery"))
     results.update(_relearning(model, data, seed, relearn_lrs, relearn_steps))
     return results, curves
+
+
+def strongest_relearning(config: str, ckpt_path: str, overrides: list[str] = (), steps: int = 100,
+                         lrs=RELEARN_LRS) -> dict[str, float]:
+    """The audit's relearning attack alone on one run (``faceunlearn tune``'s ``relearn_mAP`` objective): forget
+    ``mAP``, ``R@1`` after ``steps`` steps at the strongest lr of ``lrs``, and that ``lr``."""
+    from faceunlearn.cli import cli_main
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        cli = cli_main(["--config", config, *overrides], run=False)
+    model, data = cli.model, cli.datamodule
+    data.setup("validate")
+    check_checkpoint(ckpt_path, "the attacked", config, sorted(int(i) for i in data.forget_identity_ids), model.start_weights)
+    load_model_weights(model, ckpt_path)
+    return _relearning(model, data, int(data.hparams.seed), lrs, (steps,), attacks=("relearn",))[f"relearn_{steps}"]
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ import sys
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from faceunlearn.callbacks import RetrievalEvaluation, RunFiles
+from faceunlearn.callbacks import RetrievalEvaluation, RunFiles, WeightSpaceDiagnostics
 from faceunlearn.data import FaceDataModule
 from faceunlearn.data.packed import PackedDatasetError
 from faceunlearn.methods import FaceModule
@@ -102,6 +102,9 @@ class FaceUnlearnCLI(LightningCLI):
         parser.link_arguments(("evaluation.benchmarks", "evaluation.intermediate_benchmarks", "evaluation.intermediate_distractors",
                                "evaluation.start_results", "run_files.snapshots", "run_files.snapshot_every_evaluation"),
                               "data.phase_subsets", compute_fn=RetrievalEvaluation.phase_subsets_for, apply_on="parse")
+        # how far training left the start model's basin (weight distance; forget retrieval at the weight midpoint)
+        parser.add_lightning_class_args(WeightSpaceDiagnostics, "weight_space")
+        parser.link_arguments("data", "weight_space.data", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.dirpath": "checkpoints", "checkpoint.save_last": True})
 

@@ -32,18 +32,17 @@ def test_pareto_front_equals_brute_force_with_ties():
         pareto_front([0.1, 0.2], [0.3])
 
 
-def _write_study(folder, trials):
+def _write_study(folder, trials, chosen):
     folder.mkdir(parents=True)
     params = ["model.init_args.lr", "model.init_args.retention.distill"]
     with (folder / "trials.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["trial", *params, "forget_mAP", "retention_mAP", "objective"])
+        writer = csv.DictWriter(handle, fieldnames=["trial", *params, "forget_mAP", "retention_mAP"])
         writer.writeheader()
-        for number, (lr, distill, forget, kept, value) in enumerate(trials):
-            writer.writerow({"trial": number, params[0]: lr, params[1]: distill, "forget_mAP": forget,
-                             "retention_mAP": kept, "objective": value})
+        for number, (lr, distill, forget, kept) in enumerate(trials):
+            writer.writerow({"trial": number, params[0]: lr, params[1]: distill, "forget_mAP": forget, "retention_mAP": kept})
     (folder / "study.json").write_text(json.dumps({
         "study": "tune_x", "storage": None, "config": "configs/demo_disp.yaml", "method": "Dispersion", "seeds": [100, 101],
-        "retention": ["validation"], "forget_ratio": 0.5, "params": params,
+        "retention": ["validation"], "params": params, "chosen_trial": chosen,
         "original_forget_mAP": 0.98, "original_retention_mAP": 0.8}))
 
 
@@ -54,9 +53,9 @@ def test_report_with_a_tune_study_draws_fronts_and_the_table(tmp_path, capsys):
         make_run(root, "demo_disp", seed, "Dispersion", {"forget/mAP": 0.40 + 0.01 * seed, "retain/mAP": 0.66})
         make_run(root, "demo_ga", seed, "GradientAscent", {"forget/mAP": 0.95, "retain/mAP": 0.60})  # dominated
     study = tmp_path / "tune"
-    # trial 1 is dominated by trial 0; trial 2 forgets most; trial 3 keeps most
-    _write_study(study, [(1e-2, 1.0, 0.30, 0.75, 2.94), (2e-2, 0.3, 0.35, 0.70, 2.87), (3e-2, 0.0, 0.20, 0.50, 2.62),
-                         (1e-3, 3.0, 0.90, 0.80, 1.08)])
+    # trial 1 is dominated by trial 0; trial 2 forgets most; trial 3 keeps most; the study picked trial 0
+    _write_study(study, [(1e-2, 1.0, 0.30, 0.75), (2e-2, 0.3, 0.35, 0.70), (3e-2, 0.0, 0.20, 0.50),
+                         (1e-3, 3.0, 0.90, 0.80)], chosen=0)
     assert read_study(study).chosen == "trial 0"
     main([str(root), "--tune", str(study)])
     out = root / "report"

@@ -1,4 +1,5 @@
-"""``faceunlearn tune``: Optuna over validation forget sets only, the declared objective, shared studies."""
+"""``faceunlearn tune``: Optuna multi-objective over validation forget sets only, declared constraints and pick
+rule, shared studies."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import yaml
 
 from faceunlearn.experiments import sweep, tune
-from faceunlearn.experiments.tune import objective, parse_param
+from faceunlearn.experiments.tune import Constraint, parse_constraint, parse_param
 
 CONFIG = "configs/demo_disp.yaml"
 
@@ -25,7 +26,7 @@ class LrRunner:
             forget = retention = 0.9
         else:
             lr = float(spec.args[len(spec.args) - 1 - spec.args[::-1].index("--model.init_args.lr") + 1])
-            forget, retention = 0.9 - 80 * lr + 0.01 * spec.seed, 0.9 - 20 * lr
+            forget, retention = 0.9 - 120 * lr + 1e-4 * spec.seed, 0.9 - 20 * lr
         return sweep.RunResult("Dispersion", {"forget/mAP": forget, "retain/mAP": retention}, {"global_step": 3})
 
 
@@ -36,11 +37,30 @@ def runner(monkeypatch, start_weights_override):
     return fake, start_weights_override
 
 
-def test_objective_is_the_declared_rule():
-    assert objective(0.40, 0.85, 0.9, 0.9) == pytest.approx(2 + 0.85 / 0.9)  # forgets enough: retention decides
-    assert objective(0.60, 0.89, 0.9, 0.9) == pytest.approx((1 - 0.6 / 0.9) + 0.89 / 0.9)  # not enough: balance, < 2
-    assert objective(0.60, 0.9, 0.9, 0.9) < objective(0.45, 0.01, 0.9, 0.9)
-    assert objective(0.60, 0.9, 0.9, 0.9, ratio=0.7) > 2
+def test_constraints_parse_and_measure_violations():
+    original = {"forget_mAP": 0.9, "retention_mAP": 0.8}
+    assert parse_constraint("forget_mAP<=0.5x") == Constraint("forget_mAP", "<=", 0.5, "x")
+    assert parse_constraint(" retention_mAP >= -0.01d") == Constraint("retention_mAP", ">=", -0.01, "d")
+    assert parse_constraint("relearn_mAP<=0.5") == Constraint("relearn_mAP", "<=", 0.5, "")
+    assert parse_constraint("forget_mAP<=0.5x").violation(0.40, original) == pytest.approx(0.40 - 0.45)  # kept: <= 0
+    assert parse_constraint("forget_mAP<=0.5x").violation(0.50, original) == pytest.approx(0.05)
+    assert parse_constraint("retention_mAP>=-0.01d").violation(0.78, original) == pytest.approx(0.01)  # 0.79 - 0.78
+    assert parse_constraint("relearn_mAP<=0.5").violation(0.2, {}) == pytest.approx(-0.3)
+    with pytest.raises(SystemExit, match="the Original has no relearn_mAP"):
+        parse_constraint("relearn_mAP<=0.5x").bound(original)
+    for bad in ("forget_mAP=0.5", "speed<=1", "forget_mAP<=half"):
+        with pytest.raises(ValueError, match="--constraint"):
+            parse_constraint(bad)
+
+
+def test_measures_read_chance_gaps_and_tar():
+    metrics = {("forget", "mAP"): 0.30, ("forget", "R@1"): 0.10, ("forget", "chance_mAP"): 0.22, ("forget", "chance_R@1"): 0.195,
+               ("a", "mAP"): 0.9, ("b", "mAP"): 0.7, ("a", "TAR@FAR=0.001"): 0.8}
+    values = tune.measures(metrics, ["a", "b"], "run")
+    assert values == pytest.approx({"forget_mAP": 0.30, "forget_R@1": 0.10, "forget_mAP_gap": 0.08, "forget_R@1_gap": 0.095,
+                                    "retention_mAP": 0.8, "retention_TAR": 0.8})  # below chance counts as far as above
+    with pytest.raises(SystemExit, match="no mAP for benchmark"):
+        tune.measures(metrics, ["c"], "run")
 
 
 def test_param_specs():
@@ -67,7 +87,7 @@ def test_reported_seeds_are_refused(runner, tmp_path):
 def test_trials_table_best_config_and_a_shared_study(runner, tmp_path):
     fake, override = runner
     out, storage = tmp_path / "tune", f"sqlite:///{tmp_path / 'study.db'}"
-    params = [parse_param("model.init_args.lr=loguniform:1e-4:1e-2")]
+    params = [parse_param("model.init_args.lr=loguniform:1e-3:1e-2")]
     tune.tune(CONFIG, params, [100, 101], 3, str(out), ["retain"], overrides=override, storage=storage)
     tune.tune(CONFIG, params, [100, 101], 2, str(out), ["retain"], overrides=override, storage=storage)  # a second process
     originals = [spec for spec in fake.calls if spec.kind == "original"]
@@ -81,21 +101,32 @@ def test_trials_table_best_config_and_a_shared_study(runner, tmp_path):
     assert [int(row["trial"]) for row in rows] == [0, 1, 2, 3, 4]
     for row in rows:
         lr = float(row["model.init_args.lr"])
-        assert float(row["forget_mAP_seed101"]) == pytest.approx(0.9 - 80 * lr + 1.01)
-        forget, retention = float(row["forget_mAP"]), float(row["retention_mAP"])
-        assert retention == pytest.approx(0.9 - 20 * lr)
-        assert float(row["objective"]) == pytest.approx(objective(forget, retention, 0.9, 0.9))
-    best = max(rows, key=lambda row: float(row["objective"]))
+        assert float(row["forget_mAP_seed101"]) == pytest.approx(0.9 - 120 * lr + 0.0101)
+        assert float(row["retention_mAP"]) == pytest.approx(0.9 - 20 * lr)
+        assert int(row["feasible"]) == (float(row["forget_mAP"]) <= 0.5 * 0.9)  # the default constraint, forget <= 0.5x
+    # the Pareto front (Optuna's best_trials: feasible trials no other feasible trial beats on both objectives)
+    feasible = [row for row in rows if int(row["feasible"])]
+    assert 0 < len(feasible) < len(rows)  # both kinds, so that the constraint decides something
+    for row in rows:
+        beaten = any(float(o["forget_mAP"]) <= float(row["forget_mAP"]) and float(o["retention_mAP"]) >= float(row["retention_mAP"])
+                     and (float(o["forget_mAP"]), float(o["retention_mAP"])) != (float(row["forget_mAP"]), float(row["retention_mAP"]))
+                     for o in feasible)
+        assert int(row["pareto"]) == (int(row["feasible"]) and not beaten)
+    # the pick rule: the most retention among the feasible front
+    [chosen] = [row for row in rows if int(row["chosen"])]
+    assert chosen == max((row for row in rows if int(row["pareto"])), key=lambda row: float(row["retention_mAP"]))
     text = (out / "best.yaml").read_text()
-    chosen = yaml.safe_load(text)
-    assert chosen["model"]["init_args"]["lr"] == pytest.approx(float(best["model.init_args.lr"]))
+    assert yaml.safe_load(text)["model"]["init_args"]["lr"] == pytest.approx(float(chosen["model.init_args.lr"]))
     assert "validation forget sets 100 101 only" in text and "values tried: model.init_args.lr:" in text
+    assert "objectives forget_mAP (min), retention_mAP (max); constraints forget_mAP<=0.5x" in text
     assert f"study 'tune_demo_disp', storage {storage}" in text
+    assert (out / "pareto.png").stat().st_size > 1000
     import json
 
     study = json.loads((out / "study.json").read_text())
     assert study["method"] == "Dispersion" and study["retention"] == ["retain"] and study["seeds"] == [100, 101]
     assert study["original_forget_mAP"] == pytest.approx(0.9) and study["original_retention_mAP"] == pytest.approx(0.9)
+    assert study["chosen_trial"] == int(chosen["trial"]) and study["objectives"] == ["forget_mAP", "retention_mAP"]
     (out / "trials.csv").unlink()
     calls = len(fake.calls)
     tune.tune(CONFIG, params, [100, 101], 0, str(out), ["retain"], overrides=override, storage=storage)  # rewrite only
@@ -107,14 +138,15 @@ def test_best_config_inlines_file_valued_groups(tmp_path):
     from faceunlearn.cli import cli_main
 
     out = tmp_path / "tune"
-    study = type("Study", (), {})()  # write_outputs only reads trials, best_trial and study_name
     import optuna
 
-    trial = optuna.trial.create_trial(params={"model.init_args.lr": 3e-4}, value=2.5,
-                                      distributions={"model.init_args.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)},
-                                      user_attrs={"forget_mAP": 0.4, "retention_mAP": 0.8})
-    study.trials, study.best_trial, study.study_name = [trial], trial, "s"
-    tune.write_outputs(study, "configs/sface_glint_disp.yaml", [parse_param("model.init_args.lr=loguniform:1e-4:1e-2")], [100], out, None)
+    study = optuna.create_study(study_name="s", directions=["minimize", "maximize"])
+    study.add_trial(optuna.trial.create_trial(
+        params={"model.init_args.lr": 3e-4}, values=[0.4, 0.8], user_attrs={"forget_mAP": 0.4, "retention_mAP": 0.8},
+        distributions={"model.init_args.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}))
+    declared = tune.Declared(["forget_mAP", "retention_mAP"], [], "retention_mAP", ["celebrities"], {"forget_mAP": 0.9, "retention_mAP": 0.9})
+    tune.write_outputs(study, "configs/sface_glint_disp.yaml", [parse_param("model.init_args.lr=loguniform:1e-4:1e-2")], [100], out,
+                       None, declared)
     chosen = yaml.safe_load((out / "best.yaml").read_text())
     assert chosen["data"]["holdout_identities"] == 12 and "celebrities" in chosen["evaluation"]["benchmarks"]
     assert chosen["model"]["init_args"]["lr"] == 3e-4
@@ -132,3 +164,29 @@ def test_grid_sampler_tries_each_choice_once(runner, tmp_path):
     with pytest.raises(SystemExit, match="choice: params only"):
         tune.tune(CONFIG, [parse_param("model.init_args.lr=loguniform:1e-4:1e-2")], [100], 1, str(tmp_path / "g2"), ["retain"],
                   overrides=override, sampler="grid")
+
+
+def test_pick_rule_with_and_without_a_feasible_trial():
+    import optuna
+
+    lr = {"model.init_args.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    original = {"forget_mAP": 0.9, "retention_mAP": 0.9}
+    keep = [parse_constraint("retention_mAP>=-0.05d")]
+
+    def study_of(points):
+        study = optuna.create_study(directions=["minimize", "maximize"])
+        for number, (forget, kept) in enumerate(points):
+            study.add_trial(optuna.trial.create_trial(
+                params={"model.init_args.lr": 1e-3 * (number + 1)}, distributions=lr, values=[forget, kept],
+                user_attrs={"forget_mAP": forget, "retention_mAP": kept},
+                constraints={"c0": keep[0].violation(kept, original)}))
+        return study
+
+    # trial 2 forgets most but breaks the retention bound; among the feasible front (0, 1) the rule picks least forget mAP
+    chosen, front, note = tune.pick(study_of([(0.5, 0.89), (0.3, 0.86), (0.1, 0.80), (0.6, 0.88)]), keep, original, "forget_mAP")
+    assert (chosen.number, front, note) == (1, {0, 1}, "")
+    chosen, _, _ = tune.pick(study_of([(0.5, 0.89), (0.3, 0.86), (0.1, 0.80), (0.6, 0.88)]), keep, original, "retention_mAP")
+    assert chosen.number == 0
+    # nothing feasible: the least total violation, said so
+    chosen, front, note = tune.pick(study_of([(0.1, 0.70), (0.2, 0.80), (0.3, 0.75)]), keep, original, "forget_mAP")
+    assert (chosen.number, front) == (1, set()) and "no trial met every constraint" in note

@@ -17,7 +17,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102], help="validation forget sets (default 100 101 102)")
     parser.add_argument("--trials", type=int, default=10, help="trials this process runs (default 10)")
     parser.add_argument("--retention", nargs="+", required=True, help="validation retention benchmarks (their mean mAP)")
-    parser.add_argument("--forget-ratio", type=float, default=0.5, help="forget mAP must be <= this × the Original's (default 0.5)")
+    parser.add_argument("--objectives", nargs="+", default=list(library.DEFAULT_OBJECTIVES), choices=list(library.OBJECTIVES),
+                        help="what the study optimises, each in its direction (default: forget_mAP retention_mAP)")
+    parser.add_argument("--constraint", action="append", default=[],
+                        help="NAME<=VALUE or NAME>=VALUE, repeatable; VALUE absolute, 0.5x (x the Original's) or -0.01d "
+                             "(the Original's + VALUE)")
+    parser.add_argument("--pick", default="retention_mAP", choices=list(library.OBJECTIVES),
+                        help="the pick rule: the best by this among the feasible Pareto-front trials (default retention_mAP)")
+    parser.add_argument("--forget-ratio", type=float, default=0.5,
+                        help="adds the constraint forget_mAP<=RATIOx (default 0.5; 1 for none)")
+    parser.add_argument("--relearn-steps", type=int, default=100, help="the relearn_mAP objective's attack length (default 100)")
     parser.add_argument("--out", required=True, help="folder for originals/, trial_<n>/, trials.csv and best.yaml")
     parser.add_argument("--override", default="", help="LightningCLI arguments for every run, one quoted string")
     parser.add_argument("--storage", help="Optuna RDB storage URL shared by processes (default: in memory)")
@@ -32,8 +41,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
     if not math.isfinite(args.forget_ratio) or not 0 < args.forget_ratio <= 1:
         parser.error(f"--forget-ratio must be in (0, 1], got {args.forget_ratio}")
-    library.tune(args.config, params, args.seeds, args.trials, args.out, args.retention, args.forget_ratio,
-                 shlex.split(args.override), args.storage, args.study_name, args.sampler_seed, args.sampler)
+    try:
+        constraints = [library.parse_constraint(text) for text in args.constraint]
+    except ValueError as error:
+        parser.error(str(error))
+    library.tune(args.config, params, args.seeds, args.trials, args.out, args.retention,
+                 None if args.forget_ratio == 1 else args.forget_ratio, shlex.split(args.override), args.storage,
+                 args.study_name, args.sampler_seed, args.sampler, args.objectives, constraints, args.pick, args.relearn_steps)
 
 
 if __name__ == "__main__":

@@ -75,8 +75,8 @@ def read_study(folder: str | Path) -> Study:
     with trials_path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     trials = [Point(f"trial {row['trial']}", float(row["forget_mAP"]), float(row["retention_mAP"]),
-                    {key: row[key] for key in study["params"]} | {"objective": float(row["objective"])}) for row in rows]
-    chosen = max(trials, key=lambda point: point.values["objective"]).label if trials else None
+                    {key: row[key] for key in study["params"]}) for row in rows]
+    chosen = None if study.get("chosen_trial") is None else f"trial {study['chosen_trial']}"  # the study's declared pick rule
     original = None
     if study.get("original_forget_mAP") is not None:
         original = Point("Original", float(study["original_forget_mAP"]), float(study["original_retention_mAP"]))
@@ -111,12 +111,12 @@ def front_table(studies: list[Study]) -> str:
                  f"retention: {', '.join(study.retention)}; {int(front.sum())} of {len(study.trials)} trials on the front"
                  + (f"; Original {100 * study.original.forget:.2f} / {100 * study.original.retention:.2f}" if study.original else "") + ")",
                  "",
-                 "| trial | " + " | ".join(f"`{_param_title(name)}`" for name in study.params) + " | forget mAP | retention mAP | objective |",
-                 "|---|" + "---|" * len(study.params) + "---:|---:|---:|"]
+                 "| trial | " + " | ".join(f"`{_param_title(name)}`" for name in study.params) + " | forget mAP | retention mAP |",
+                 "|---|" + "---|" * len(study.params) + "---:|---:|"]
         for trial in sorted((t for t, on in zip(study.trials, front) if on), key=lambda t: t.forget):
             mark = " (chosen)" if trial.label == study.chosen else ""
             lines.append(f"| {trial.label.split()[-1]}{mark} | " + " | ".join(_short(trial.values[name]) for name in study.params)
-                         + f" | {100 * trial.forget:.2f} | {100 * trial.retention:.2f} | {trial.values['objective']:.3f} |")
+                         + f" | {100 * trial.forget:.2f} | {100 * trial.retention:.2f} |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

@@ -8,11 +8,14 @@
   Each trial fits the config with the trial's values on every validation seed (the sweep's run
   machinery: ``OUT/trial_<n>/<config stem>/seed<K>/``, resumable); the Original is evaluated once
   per seed (``OUT/originals/``) and shared by every trial and process.
-* **The declared objective** (``objective``): with ``f`` = mean validation forget mAP, ``r`` = mean
-  validation retention mAP over the ``--retention`` benchmarks and ``f₀``, ``r₀`` the Original's, a
-  trial that forgets enough (``f ≤ ratio·f₀``, ``--forget-ratio`` default 0.5) scores ``2 + r/r₀``;
-  one that does not scores ``(1 − f/f₀) + r/r₀`` (< 2). Maximised: the most retention among
-  settings that forget enough, else the best balance.
+* **Several objectives, declared before the runs** (Optuna multi-objective: ``directions``, constraints by
+  ``trial.set_constraint``, ``study.best_trials``). ``--objectives`` names what the study optimises (``OBJECTIVES``:
+  forget mAP / R@1, their distance to chance, validation retention mAP and TAR@FAR=1e-3, forget mAP after the
+  strongest relearning attack); ``--constraint NAME<=VALUE`` / ``NAME>=VALUE`` bounds any of them (``VALUE``
+  absolute, ``0.5x`` = 0.5 × the Original's, ``-0.01d`` = the Original's − 0.01); ``--pick NAME`` is the pick
+  rule: among the feasible trials on the Pareto front, the best by NAME (no feasible trial: the front trial
+  with the least total violation, said so). Defaults (the earlier single score's rule): objectives
+  ``forget_mAP retention_mAP``, constraint ``forget_mAP<=0.5x`` (``--forget-ratio``), pick ``retention_mAP``.
 * **Search space**: ``--param KEY=SPEC`` with ``KEY`` a LightningCLI argument (``model.init_args.lr``)
   and ``SPEC`` one of ``loguniform:LOW:HIGH``, ``uniform:LOW:HIGH``, ``int:LOW:HIGH``,
   ``choice:A,B,...`` (values parsed as YAML; ``choice:[]|[a, b]`` separates choices that hold commas,
@@ -23,11 +26,13 @@
   (``--sampler-seed``), or with ``--sampler grid`` its grid over every combination of ``choice``
   params (each tried once; ``--trials`` beyond the grid's size stop when it is done).
 * **Outputs**, written atomically after every trial: ``OUT/trials.csv`` (every finished trial: its
-  values, per-seed forget and retention mAP, objective) and ``OUT/best.yaml``: the config with the
-  best trial's values written in, its header naming the study, the seeds and every value tried;
-  ``OUT/study.json``: the config, method, seeds, retention benchmarks and the Original's validation
-  scores (``faceunlearn report --tune`` draws the trade-off curves from these files). ``--trials 0``
-  rewrites them from the storage without running a trial.
+  values, every measure and objective per seed and mean, ``feasible``, ``pareto``, ``chosen``),
+  ``OUT/best.yaml``: the config with the picked trial's values written in, its header naming the study,
+  the seeds, the objectives, constraints and pick rule and every value tried; ``OUT/pareto.png`` (Optuna's
+  ``plot_pareto_front``, 2 or 3 objectives); ``OUT/study.json``: the config, method, seeds, retention
+  benchmarks, objectives, constraints, the chosen trial and the Original's validation scores (``faceunlearn
+  report --tune`` draws the trade-off curves from these files). ``--trials 0`` rewrites them from the storage
+  without running a trial.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,25 +130,111 @@ def config_value(value):
     return value
 
 
-def objective(forget: float, retention: float, original_forget: float, original_retention: float, ratio: float = 0.5) -> float:
-    """The declared objective (module doc): ``2 + r/r₀`` if ``f ≤ ratio·f₀``, else ``(1 − f/f₀) + r/r₀``."""
-    if original_forget <= 0 or original_retention <= 0:
-        raise ValueError(f"the Original's forget and retention mAP must be > 0, got {original_forget} and {original_retention}")
-    if forget <= ratio * original_forget:
-        return 2.0 + retention / original_retention
-    return (1.0 - forget / original_forget) + retention / original_retention
+#: what a trial can be judged by, and which way is better (values are fractions, as the results files hold them)
+OBJECTIVES = {
+    "forget_mAP": "minimize",  # validation forget mAP
+    "forget_R@1": "minimize",
+    "forget_mAP_gap": "minimize",  # |forget mAP − chance|: at chance, not below it (anti-retrieval names a person as surely)
+    "forget_R@1_gap": "minimize",
+    "retention_mAP": "maximize",  # mean mAP over the --retention benchmarks
+    "retention_TAR": "maximize",  # mean TAR@FAR=1e-3 over the --retention benchmarks that have pairs
+    "relearn_mAP": "minimize",  # forget mAP after the strongest relearning attack (audit.RELEARN_LRS, 100 steps)
+}
+DEFAULT_OBJECTIVES = ("forget_mAP", "retention_mAP")
+TAR_METRIC = "TAR@FAR=0.001"
 
 
-def run_metrics(run_dir: Path) -> dict[tuple[str, str], float]:
-    return {(row["benchmark"], row["metric"]): float(row["value"]) for row in layout.read_results(run_dir / layout.RESULTS)}
+@dataclass(frozen=True)
+class Constraint:
+    """``name <= bound`` or ``name >= bound``; ``relative``: ``x`` (bound × the Original's), ``d`` (the Original's + bound)."""
+
+    name: str
+    op: str
+    value: float
+    relative: str = ""
+
+    def bound(self, original: dict[str, float]) -> float:
+        if not self.relative:
+            return self.value
+        if self.name not in original:
+            raise SystemExit(f"--constraint {self}: the Original has no {self.name} to be relative to; give an absolute bound")
+        return self.value * original[self.name] if self.relative == "x" else original[self.name] + self.value
+
+    def violation(self, value: float, original: dict[str, float]) -> float:
+        """How far ``value`` breaks the constraint (≤ 0: kept), in the measure's units."""
+        bound = self.bound(original)
+        return value - bound if self.op == "<=" else bound - value
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op}{self.value:g}{self.relative}"
 
 
-def _scores(metrics: dict, retention: list[str], where: Path) -> tuple[float, float]:
+def parse_constraint(text: str) -> Constraint:
+    """``NAME<=VALUE`` or ``NAME>=VALUE``, VALUE a number, optionally followed by ``x`` or ``d`` (module doc)."""
+    for op in ("<=", ">="):
+        if op in text:
+            name, _, value = (part.strip() for part in text.partition(op))
+            break
+    else:
+        raise ValueError(f"--constraint {text!r}: write NAME<=VALUE or NAME>=VALUE")
+    if name not in OBJECTIVES:
+        raise ValueError(f"--constraint {text!r}: unknown measure {name!r}; choose from {', '.join(OBJECTIVES)}")
+    relative = value[-1] if value[-1:] in ("x", "d") else ""
+    try:
+        number = float(value[:-1] if relative else value)
+    except ValueError:
+        raise ValueError(f"--constraint {text!r}: {value!r} is not a number (optionally followed by x or d)") from None
+    return Constraint(name, op, number, relative)
+
+
+def measures(metrics: dict[tuple[str, str], float], retention: list[str], where: Path) -> dict[str, float]:
+    """Every measure of ``OBJECTIVES`` one run's results give (``relearn_mAP`` needs an attack: not here)."""
     missing = [name for name in ["forget", *retention] if (name, "mAP") not in metrics]
     if missing:
         raise SystemExit(f"{where}: no mAP for benchmark(s) {', '.join(missing)} (its benchmarks: "
                          f"{', '.join(sorted({b for b, _ in metrics}))}); check --retention")
-    return metrics[("forget", "mAP")], sum(metrics[(name, "mAP")] for name in retention) / len(retention)
+    values = {"forget_mAP": metrics["forget", "mAP"],
+              "retention_mAP": sum(metrics[name, "mAP"] for name in retention) / len(retention)}
+    if ("forget", "R@1") in metrics:
+        values["forget_R@1"] = metrics["forget", "R@1"]
+    for measure in ("mAP", "R@1"):
+        if ("forget", measure) in metrics and ("forget", f"chance_{measure}") in metrics:
+            values[f"forget_{measure}_gap"] = abs(metrics["forget", measure] - metrics["forget", f"chance_{measure}"])
+    tars = [metrics[name, TAR_METRIC] for name in retention if (name, TAR_METRIC) in metrics]
+    if tars:
+        values["retention_TAR"] = sum(tars) / len(tars)
+    return values
+
+
+def mean_measures(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """The mean over seeds of every measure all seeds have."""
+    common = set.intersection(*(set(values) for values in per_seed)) if per_seed else set()
+    return {name: sum(values[name] for values in per_seed) / len(per_seed) for name in OBJECTIVES if name in common}
+
+
+def pick(study, constraints: list[Constraint], original: dict[str, float], rule: str):
+    """The declared pick rule: among the feasible Pareto-front trials (Optuna's ``study.best_trials``, which keeps
+    only trials whose ``set_constraint`` values are all ≤ 0), the best by ``rule`` (ties: the earlier trial); with no
+    feasible trial, the trial with the least total violation. Returns ``(trial, front trial numbers, note)``."""
+    import optuna
+
+    trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not trials:
+        return None, set(), ""
+    sign = 1.0 if OBJECTIVES[rule] == "minimize" else -1.0
+    front = study.best_trials
+    if front:
+        return min(front, key=lambda t: (sign * t.user_attrs[rule], t.number)), {t.number for t in front}, ""
+
+    def violation(trial):
+        return sum(max(0.0, c.violation(trial.user_attrs[c.name], original)) for c in constraints)
+
+    chosen = min(trials, key=lambda t: (violation(t), sign * t.user_attrs[rule], t.number))
+    return chosen, set(), "no trial met every constraint: the trial with the least total violation"
+
+
+def run_metrics(run_dir: Path) -> dict[tuple[str, str], float]:
+    return {(row["benchmark"], row["metric"]): float(row["value"]) for row in layout.read_results(run_dir / layout.RESULTS)}
 
 
 def evaluate_originals(config: str, seeds: list[int], out: Path, overrides: list[str]) -> dict[int, tuple[str, Path]]:
@@ -163,36 +255,71 @@ def evaluate_originals(config: str, seeds: list[int], out: Path, overrides: list
     return {spec.seed: (spec.name, spec.run_dir) for spec in specs}
 
 
+@dataclass
+class Declared:
+    """What a study optimises and how it picks, declared before its runs (written into every output)."""
+
+    objectives: list[str]
+    constraints: list[Constraint]
+    rule: str
+    retention: list[str]
+    original: dict[str, float]  # the Original's mean validation measures
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[name] for name in self.objectives]
+
+    def describe(self) -> str:
+        return (f"objectives {', '.join(f'{name} ({OBJECTIVES[name][:3]})' for name in self.objectives)}; constraints "
+                f"{', '.join(map(str, self.constraints)) or 'none'}; pick: the best {self.rule} among the feasible Pareto-front trials")
+
+
 def write_outputs(study, config: str, params: list[Param], seeds: list[int], out: Path, storage: str | None,
-                  retention: list[str] = (), originals: tuple[float, float] | None = None, forget_ratio: float = 0.5) -> None:
-    """``trials.csv``, ``best.yaml`` and ``study.json`` (module doc), atomically."""
+                  declared: Declared) -> None:
+    """``trials.csv``, ``best.yaml``, ``pareto.png`` and ``study.json`` (module doc), atomically."""
     import optuna
 
     # includes and file-valued groups inlined: best.yaml lives elsewhere, so relative paths would break
     document = read_config(config).document
+    trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    chosen, front, note = pick(study, declared.constraints, declared.original, declared.rule)
     layout.write_json_atomic(out / STUDY, {
         "study": study.study_name, "storage": storage, "config": str(config),
         "method": str(document.get("model", {}).get("class_path", "")).rsplit(".", 1)[-1],
-        "seeds": list(seeds), "retention": list(retention), "forget_ratio": forget_ratio,
-        "params": [p.key for p in params],
-        "original_forget_mAP": None if originals is None else originals[0],
-        "original_retention_mAP": None if originals is None else originals[1],
+        "seeds": list(seeds), "retention": list(declared.retention), "params": [p.key for p in params],
+        "objectives": declared.objectives, "directions": declared.directions,
+        "constraints": [str(c) for c in declared.constraints], "pick": declared.rule,
+        "chosen_trial": None if chosen is None else chosen.number, "pareto_trials": sorted(front), "note": note,
+        "original": declared.original,
+        "original_forget_mAP": declared.original.get("forget_mAP"),
+        "original_retention_mAP": declared.original.get("retention_mAP"),
     })
-
-    trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not trials:
         return
-    columns = ["trial", *[p.key for p in params], "forget_mAP", "retention_mAP", "objective",
-               *[f"{name}_seed{seed}" for seed in seeds for name in ("forget_mAP", "retention_mAP")]]
+    names = [name for name in OBJECTIVES if any(name in t.user_attrs for t in trials)]
+    columns = ["trial", *[p.key for p in params], *names, "feasible", "pareto", "chosen",
+               *[f"{name}_seed{seed}" for seed in seeds for name in names]]
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for trial in trials:
-        writer.writerow({"trial": trial.number, **trial.params, **trial.user_attrs, "objective": trial.value})
+        feasible = all(c.violation(trial.user_attrs[c.name], declared.original) <= 0 for c in declared.constraints)
+        writer.writerow({"trial": trial.number, **trial.params, **trial.user_attrs, "feasible": int(feasible),
+                         "pareto": int(trial.number in front), "chosen": int(trial is chosen or trial.number == chosen.number)})
     layout.write_text_atomic(out / "trials.csv", text.getvalue())
+    if 2 <= len(declared.objectives) <= 3:
+        try:
+            from faceunlearn.figures.png import save_png
+            from optuna.visualization.matplotlib import plot_pareto_front
 
-    best = study.best_trial
-    for key, value in best.params.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                axes = plot_pareto_front(study, target_names=declared.objectives)
+            save_png(axes.figure, out / "pareto.png")
+        except ImportError as error:  # matplotlib missing: the table stands without the figure
+            print(f"[tune] no Pareto figure: {error}")
+
+    for key, value in chosen.params.items():
         node = document
         *parents, leaf = key.split(".")
         for part in parents:
@@ -200,19 +327,21 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
         node[leaf] = config_value(value)
     tried = "; ".join(f"{p.key}: " + ", ".join(f"{t.params[p.key]:.3g}" if isinstance(t.params[p.key], float) else str(t.params[p.key])
                                              for t in trials) for p in params)
+    scores = ", ".join(f"{name} {chosen.user_attrs[name]:.4f}" for name in names)
     header = (f"# {Path(config).name} with the values `faceunlearn tune` chose (study {study.study_name!r}"
               f"{', storage ' + storage if storage else ''}):\n"
-              f"#   best trial {best.number} of {len(trials)}: " + ", ".join(f"{k} = {v}" for k, v in best.params.items()) + "\n"
-              f"#   validation forget sets {' '.join(map(str, seeds))} only; objective {best.value:.4f} "
-              f"(forget mAP {best.user_attrs['forget_mAP']:.4f}, retention mAP {best.user_attrs['retention_mAP']:.4f})\n"
+              f"#   picked trial {chosen.number} of {len(trials)}: " + ", ".join(f"{k} = {v}" for k, v in chosen.params.items()) + "\n"
+              f"#   validation forget sets {' '.join(map(str, seeds))} only; {declared.describe()}\n"
+              f"#   {note + '; ' if note else ''}the picked trial's validation measures: {scores}\n"
               f"#   values tried: {tried}\n"
               f"#   every other value: as in {config}. Trial table: {out / 'trials.csv'}\n")
     layout.write_text_atomic(out / "best.yaml", header + yaml.safe_dump(document, sort_keys=False))
 
 
 def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: str, retention: list[str],
-         forget_ratio: float = 0.5, overrides: list[str] = (), storage: str | None = None, study_name: str | None = None,
-         sampler_seed: int = 0, sampler: str = "tpe"):
+         forget_ratio: float | None = 0.5, overrides: list[str] = (), storage: str | None = None, study_name: str | None = None,
+         sampler_seed: int = 0, sampler: str = "tpe", objectives: list[str] = DEFAULT_OBJECTIVES,
+         constraints: list[Constraint] = (), rule: str = "retention_mAP", relearn_steps: int = 100):
     """Run ``trials`` trials (in this process; other processes may add theirs to the same study)."""
     import optuna
 
@@ -223,15 +352,23 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
         raise SystemExit("nothing to tune: give at least one --param KEY=SPEC")
     if not retention:
         raise SystemExit("--retention needs the validation retention benchmark(s) of the config, e.g. celebrities orl")
+    unknown = sorted({*objectives, rule} - set(OBJECTIVES))
+    if unknown or not objectives:
+        raise SystemExit(f"unknown objective(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(OBJECTIVES)}")
+    constraints = list(constraints)
+    if forget_ratio is not None:
+        constraints.append(Constraint("forget_mAP", "<=", forget_ratio, "x"))
     out_dir, overrides = Path(out), list(overrides)
-    originals = {}
-    for seed, (name, run_dir) in evaluate_originals(config, seeds, out_dir, overrides).items():
-        originals[seed] = _scores(run_metrics(run_dir), retention, run_dir)
-    original_forget = sum(f for f, _ in originals.values()) / len(seeds)
-    original_retention = sum(r for _, r in originals.values()) / len(seeds)
-    print(f"[tune] Original on validation seeds {seeds}: forget mAP {original_forget:.4f}, retention mAP {original_retention:.4f}")
+    per_seed = [measures(run_metrics(run_dir), retention, run_dir)
+                for _, run_dir in evaluate_originals(config, seeds, out_dir, overrides).values()]
+    declared = Declared(list(objectives), constraints, rule, list(retention), mean_measures(per_seed))
+    for constraint in constraints:
+        constraint.bound(declared.original)  # a relative bound the Original cannot give fails now, not after the runs
+    print(f"[tune] Original on validation seeds {seeds}: " + ", ".join(f"{k} {v:.4f}" for k, v in declared.original.items()))
+    print(f"[tune] {declared.describe()}")
+    wanted = {*objectives, rule, *(c.name for c in constraints)}
 
-    def run_trial(trial) -> float:
+    def run_trial(trial) -> list[float]:
         values = {p.key: p.suggest(trial) for p in params}
         # no embedding snapshots or t-SNE figures: model selection needs the numbers only
         trial_overrides = ["--run_files.snapshots", "[]", *overrides] + [item for key, value in values.items() for item in (f"--{key}", str(value))]
@@ -241,34 +378,48 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
                  if spec.kind == "method"]
         with layout.SweepLock(trial_dir):
             execute(specs)
-        forget_values, retention_values = [], []
+        runs = []
         for spec in specs:
-            forget, kept = _scores(run_metrics(spec.run_dir), retention, spec.run_dir)
-            trial.set_user_attr(f"forget_mAP_seed{spec.seed}", forget)
-            trial.set_user_attr(f"retention_mAP_seed{spec.seed}", kept)
-            forget_values.append(forget)
-            retention_values.append(kept)
-        forget, kept = sum(forget_values) / len(seeds), sum(retention_values) / len(seeds)
-        trial.set_user_attr("forget_mAP", forget)
-        trial.set_user_attr("retention_mAP", kept)
-        value = objective(forget, kept, original_forget, original_retention, forget_ratio)
-        print(f"[tune] trial {trial.number}: {values} → forget mAP {forget:.4f}, retention mAP {kept:.4f}, objective {value:.4f}")
-        return value
+            found = measures(run_metrics(spec.run_dir), retention, spec.run_dir)
+            if "relearn_mAP" in wanted:
+                from faceunlearn.audit import strongest_relearning
+                from faceunlearn.experiments.sweep import audit_overrides
+
+                attack = strongest_relearning(config, str(spec.run_dir / layout.CHECKPOINTS / "last.ckpt"),
+                                              audit_overrides(spec.args[2:]), relearn_steps)
+                found["relearn_mAP"] = attack["mAP"]
+            for name, value in found.items():
+                trial.set_user_attr(f"{name}_seed{spec.seed}", value)
+            runs.append(found)
+        mean = mean_measures(runs)
+        missing = sorted(wanted - set(mean))
+        if missing:
+            raise SystemExit(f"trial {trial.number}: the runs give no {', '.join(missing)} (a TAR needs retention "
+                             f"benchmarks with pairs; a gap needs the forget benchmark's chance levels)")
+        for name, value in mean.items():
+            trial.set_user_attr(name, value)
+        for index, constraint in enumerate(constraints):
+            trial.set_constraint(f"c{index}", constraint.violation(mean[constraint.name], declared.original))
+        print(f"[tune] trial {trial.number}: {values} → " + ", ".join(f"{k} {v:.4f}" for k, v in mean.items()))
+        return [mean[name] for name in objectives]
 
     def after_trial(study, _trial) -> None:
-        write_outputs(study, config, params, seeds, out_dir, storage, retention, (original_forget, original_retention), forget_ratio)
+        write_outputs(study, config, params, seeds, out_dir, storage, declared)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
-        study_name=study_name or f"tune_{Path(config).stem}", storage=storage, direction="maximize",
+        study_name=study_name or f"tune_{Path(config).stem}", storage=storage, directions=declared.directions,
         sampler=make_sampler(sampler, params, sampler_seed), load_if_exists=True,
     )
+    if study.directions != [optuna.study.StudyDirection.MINIMIZE if d == "minimize" else optuna.study.StudyDirection.MAXIMIZE
+                            for d in declared.directions]:
+        raise SystemExit(f"study {study.study_name!r} in {storage} has other objectives; give another --study-name")
     study.optimize(run_trial, n_trials=trials, callbacks=[after_trial])
-    write_outputs(study, config, params, seeds, out_dir, storage, retention, (original_forget, original_retention), forget_ratio)
-    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+    write_outputs(study, config, params, seeds, out_dir, storage, declared)
+    chosen, _, note = pick(study, constraints, declared.original, rule)
+    if chosen is None:
         print(f"[tune] no finished trial in study {study.study_name!r} yet")
         return study
-    best = study.best_trial
-    print(f"[tune] best trial {best.number}: {best.params}, objective {best.value:.4f}; wrote {out_dir / 'best.yaml'} and "
-          f"{out_dir / 'trials.csv'}")
+    print(f"[tune] picked trial {chosen.number}: {chosen.params}{' (' + note + ')' if note else ''}; wrote "
+          f"{out_dir / 'best.yaml'} and {out_dir / 'trials.csv'}")
     return study
