@@ -1,6 +1,6 @@
 """Look at the relearning attacker's lr on a *validation* forget set, never on a reported one.
 
-The attacker (``faceunlearn.attacks.relearn``: CosFace fine-tuning of the whole network on 2 images per
+The attacker (``faceunlearn.audit.attacks.relearn``: CosFace fine-tuning of the whole network on 2 images per
 forgotten person, its own head imprinted from them) is strongest at the lr that brings the most forget
 retrieval back. The audit runs a grid of lrs against every model and keeps the strongest
 (``--relearn-lrs``, default ``faceunlearn.audit.RELEARN_LRS``); this script attacks one unlearned model of a
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from faceunlearn.attacks import relearn
+from faceunlearn.audit.attacks import relearn
 from faceunlearn.audit import RELEARN_STEPS, attacker_images, embed_subsets, load_model_weights, retrieval
 from faceunlearn.cli import cli_main
 from faceunlearn.experiments.tune import REPORTED_SEEDS

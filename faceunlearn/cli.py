@@ -24,7 +24,7 @@ from faceunlearn.data.packed import PackedDatasetError
 from faceunlearn.methods import FaceModule
 from faceunlearn.models.onnx_backbone import OnnxModelError
 from faceunlearn.models.weights import CheckpointMismatchError
-from faceunlearn.paths import UnsetPathVariableError
+from faceunlearn.io.paths import UnsetPathVariableError
 
 #: errors caused by the user's paths and files; printed without a traceback
 USER_ERRORS = (PackedDatasetError, UnsetPathVariableError, CheckpointMismatchError, FileNotFoundError, OnnxModelError)

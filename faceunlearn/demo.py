@@ -13,11 +13,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from faceunlearn.atomic import write_text_atomic
+from faceunlearn.io.atomic import write_text_atomic
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.cli import cli_main
-from faceunlearn.configs import same_start_evaluation
-from faceunlearn.reporting import markdown_table, tidy_rows, write_csv
+from faceunlearn.io.configs import same_start_evaluation
+from faceunlearn.io.tidy import markdown_table, tidy_rows, write_csv
 
 
 def run_demo(finetune_config: str, unlearn_configs: list[str], out_dir: str, methods: list[str], retrain: bool = False) -> list[dict]:

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from faceunlearn.attacks import (attack_auc, fit_linear_probe, fit_membership_attack, identity_scores, identity_view, matched_rows,
+from faceunlearn.audit.attacks import (attack_auc, fit_linear_probe, fit_membership_attack, identity_scores, identity_view, matched_rows,
                                  membership_features, relearn)
-from faceunlearn.attacks.relearn import imprinted_head, relearn_grid
+from faceunlearn.audit.attacks.relearn import imprinted_head, relearn_grid
 from faceunlearn.metrics import retrieval_metrics
 from faceunlearn.metrics.identification import identity_templates, open_set_identification, search_templates, tpir_at_fpir
 from faceunlearn.metrics.verification import pair_scores

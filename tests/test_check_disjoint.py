@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from faceunlearn.calibration import Calibration, calibration_cosines, centroid_size_sweep, choose_threshold
-from faceunlearn.check_disjoint import DEFAULT_THRESHOLD, forget_rows, make_embedder
+from faceunlearn.disjoint.calibration import Calibration, calibration_cosines, centroid_size_sweep, choose_threshold
+from faceunlearn.disjoint.check import DEFAULT_THRESHOLD, forget_rows, make_embedder
 from faceunlearn.commands.check_disjoint import main
 from faceunlearn.data.dataset import normalize
 from faceunlearn.data import FaceDataModule

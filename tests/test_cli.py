@@ -11,7 +11,7 @@ import yaml
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.callbacks.retrieval_evaluation import START_RESULTS_TOLERANCE
 from faceunlearn.cli import cli_main
-from faceunlearn.configs import ConfigFileError, read_config
+from faceunlearn.io.configs import ConfigFileError, read_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))

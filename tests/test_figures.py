@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from faceunlearn import runfiles
+from faceunlearn.io import run_folder
 from faceunlearn.figures import figures_for_run
 from faceunlearn.commands.figures import main as figures_main
 from faceunlearn.figures.curves import read_scalar
@@ -34,12 +34,12 @@ def _subset(identities, per_identity, spread, seed, first_label=0, first_id=0):
 
 def _write_run(run_dir, steps=(0, 6)):
     for step, spread in zip(steps, (0.1, 3.0)):
-        runfiles.save_snapshot(runfiles.snapshot_path(run_dir, step), {
+        run_folder.save_snapshot(run_folder.snapshot_path(run_dir, step), {
             "forget": _subset(6, 8, spread, seed=1),
             "retain_eval": _subset(15, 6, 0.2, seed=2, first_label=100, first_id=1000),
         })
     for step in steps:
-        runfiles.append_history(run_dir / runfiles.HISTORY, step, {
+        run_folder.append_history(run_dir / run_folder.HISTORY, step, {
             "forget/mAP": 0.9 - 0.1 * step, "forget/R@1": 1.0, "forget/CS": 0.5 - 0.05 * step,
             "forget_extended/mAP": 0.8 - 0.1 * step, "retain/mAP": 0.7, "retain/acc": 0.95,
         })
@@ -51,32 +51,32 @@ def _write_run(run_dir, steps=(0, 6)):
 
 
 def test_history_file_is_tidy_and_trimmed_on_resume(tmp_path):
-    path = tmp_path / runfiles.HISTORY
+    path = tmp_path / run_folder.HISTORY
     for step in (0, 3, 6):
-        runfiles.append_history(path, step, {"forget/mAP": 0.5, "retain/CS": 0.25})
+        run_folder.append_history(path, step, {"forget/mAP": 0.5, "retain/CS": 0.25})
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["step", "benchmark", "metric", "value"] and len(rows) == 6
     assert rows[1] == {"step": "0", "benchmark": "retain", "metric": "CS", "value": "0.25"}
-    runfiles.trim_history(path, 3)  # a fit resumed from step 3 evaluates step 6 again
-    assert [row["step"] for row in runfiles.read_history(path)] == [0, 0, 3, 3]
-    runfiles.trim_history(path, None)  # a fresh fit in the same folder
+    run_folder.trim_history(path, 3)  # a fit resumed from step 3 evaluates step 6 again
+    assert [row["step"] for row in run_folder.read_history(path)] == [0, 0, 3, 3]
+    run_folder.trim_history(path, None)  # a fresh fit in the same folder
     assert not path.exists()
 
 
 def test_a_resumed_fit_appends_to_history_without_rewriting_it(tmp_path):
     from faceunlearn.callbacks.snapshots import RunRecord
 
-    path = tmp_path / runfiles.HISTORY
+    path = tmp_path / run_folder.HISTORY
     for step in (0, 3, 6):  # the fit evaluated step 6, then crashed before its step-6 checkpoint
-        runfiles.append_history(path, step, {"forget/mAP": 0.5})
+        run_folder.append_history(path, step, {"forget/mAP": 0.5})
     before = path.read_bytes()
     record = RunRecord(tmp_path, snapshots=None, max_per_subset=10)
     record.start(3)  # resumed from the step-3 checkpoint: the file is left as it is
     assert path.read_bytes() == before
     record.record(6, {"forget/mAP": 0.25}, None)  # step 6 evaluated again
     assert path.read_bytes().startswith(before)  # appended, not rewritten
-    assert [(row["step"], row["value"]) for row in runfiles.read_history(path)] == [(0, 0.5), (3, 0.5), (6, 0.25)]
+    assert [(row["step"], row["value"]) for row in run_folder.read_history(path)] == [(0, 0.5), (3, 0.5), (6, 0.25)]
     RunRecord(tmp_path, snapshots=None, max_per_subset=10).start(0)  # a fresh fit in the same folder
     assert not path.exists()
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from faceunlearn import runfiles
+from faceunlearn.io import run_folder
 from faceunlearn.commands.purge import main
 from faceunlearn.data.packed import PackedFaces
-from faceunlearn.purge import PURGED_KEY, forget_data_files, purge, purge_checkpoints, purge_pack
+from faceunlearn.audit.purge import PURGED_KEY, forget_data_files, purge, purge_checkpoints, purge_pack
 
 
 def _run(tmp_path):
@@ -18,7 +18,7 @@ def _run(tmp_path):
     (run / "done.json").write_text(json.dumps({"forget_identities": [0, 1]}))
     (run / "history.csv").write_text("step,benchmark,metric,value\n0,forget,mAP,0.5\n")
     for step in (0, 4):
-        runfiles.save_snapshot(runfiles.snapshot_path(run, step), {
+        run_folder.save_snapshot(run_folder.snapshot_path(run, step), {
             "forget": {"embeddings": torch.randn(4, 3), "labels": torch.tensor([0, 0, 1, 1]), "image_ids": torch.arange(4)},
             "mixed": {"embeddings": torch.randn(3, 3), "labels": torch.tensor([1, 5, 6]), "image_ids": torch.tensor([3, 9, 10])},
             "retain_eval": {"embeddings": torch.randn(2, 3), "labels": torch.tensor([5, 6]), "image_ids": torch.tensor([9, 10])},
@@ -48,7 +48,7 @@ def test_purge_finds_and_removes_every_copy(tmp_path, capsys):
     assert "rewrote" in printed and "deleted" in printed
     assert forget_data_files(run) == []
     for step in (0, 4):
-        snapshot = runfiles.load_snapshot(runfiles.snapshot_path(run, step))
+        snapshot = run_folder.load_snapshot(run_folder.snapshot_path(run, step))
         assert set(snapshot) == {"mixed", "retain_eval"} and snapshot["mixed"]["labels"].tolist() == [5, 6]
         assert torch.equal(snapshot["retain_eval"]["labels"], torch.tensor([5, 6]))
         assert (run / f"{step:05d}/retain_eval/tensors.tsv").is_file() and not (run / f"{step:05d}/forget").exists()

@@ -7,9 +7,10 @@ import pytest
 
 from faceunlearn.commands.report import main
 from faceunlearn.experiments import layout
+from faceunlearn.experiments import audit_tables
 from faceunlearn.experiments import report as report_module
 from faceunlearn.experiments.report import MISSING, collect
-from faceunlearn.reporting import tidy_rows, write_csv
+from faceunlearn.io.tidy import tidy_rows, write_csv
 
 
 def make_run(root, stem, seed, method, metrics, scenario="synthetic", config=None, seconds=10.0):
@@ -217,9 +218,9 @@ def test_audit_table_from_the_runs_audit_files(tmp_path, capsys):
                    for test in ("verify_forget", "verify_retain") for far in fars], run / "audit" / "roc.csv")
     _, markdown, _, _ = _report(root, capsys)
     assert "![verification ROC](audit_roc.png)" in markdown and (root / "report/audit_roc.png").stat().st_size > 1000
-    curves = report_module.audit_roc_curves(collect(root))
+    curves = audit_tables.audit_roc_curves(collect(root))
     assert sorted(curves) == ["Dispersion", "Original", "Retrain"] and len(curves["Original"]["verify_forget"]) == 2
-    grid, mean = report_module.mean_roc(curves["Dispersion"]["verify_forget"])
+    grid, mean = audit_tables.mean_roc(curves["Dispersion"]["verify_forget"])
     assert grid[0] == pytest.approx(1e-3) and grid[-1] == pytest.approx(1.0)
     assert mean == pytest.approx(np.full(len(grid), (0.1 + 0.2) / 2))  # seeds 0 and 1: TAR 0.1 and 0.2
     audit = markdown.split("### Audit")[1]
@@ -242,7 +243,7 @@ def test_audit_table_from_the_runs_audit_files(tmp_path, capsys):
 
 
 def test_mean_roc_interpolates_in_log_far_on_the_shared_range():
-    from faceunlearn.experiments.report import mean_roc
+    from faceunlearn.experiments.audit_tables import mean_roc
 
     first = (np.array([1e-4, 1e-2, 1.0]), np.array([0.0, 0.5, 1.0]))
     second = (np.array([1e-3, 1e-1, 1.0]), np.array([0.2, 0.4, 1.0]))

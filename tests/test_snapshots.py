@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceunlearn import runfiles
+from faceunlearn.io import run_folder
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.callbacks.snapshots import snapshot_rows
 from faceunlearn.cli import cli_main
@@ -45,16 +45,16 @@ def test_fit_writes_history_snapshots_projector_and_figure_and_resume_appends(tm
     assert Path(first.trainer.log_dir) == run
     # retain_eval is embedded for the snapshots although no benchmark reads it
     assert first.datamodule.hparams.eval_subsets == ["forget", "forget_test", "retain_eval"]
-    assert [row["step"] for row in runfiles.read_history(run) if row["metric"] == "mAP"] == [0, 2]
-    assert sorted(runfiles.list_snapshots(run)) == [0, 2]
+    assert [row["step"] for row in run_folder.read_history(run) if row["metric"] == "mAP"] == [0, 2]
+    assert sorted(run_folder.list_snapshots(run)) == [0, 2]
 
     resumed = _fit(tmp_path, random_packed, epochs=2, ckpt_path=tmp_path / "ckpt/last.ckpt")
-    history = runfiles.read_history(run)
+    history = run_folder.read_history(run)
     assert [row["step"] for row in history if row["metric"] == "mAP"] == [0, 2, 4]  # appended, not truncated
     evaluation = RetrievalEvaluation.of(resumed.trainer)
     assert {f"{row['benchmark']}/{row['metric']}": row["value"] for row in history if row["step"] == 4} == evaluation.history[-1][1]
 
-    snapshots = runfiles.list_snapshots(run)
+    snapshots = run_folder.list_snapshots(run)
     assert sorted(snapshots) == [0, 4]  # the first and the last; step 2's was replaced
     forget_ids = np.sort(resumed.datamodule.subsets["forget"])
     retain_labels = None

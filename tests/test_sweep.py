@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from faceunlearn.audit import AUDIT_JSON, AUDIT_VERSION, RELEARN_LRS, RELEARN_STEPS
-from faceunlearn.experiments import launch, layout, sweep
+from faceunlearn.experiments import audit_waves, launch, layout, sweep
 from faceunlearn.experiments.report import collect
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
                                                      "relearn_steps": list(RELEARN_STEPS)}))
         return []
 
-    written = sweep.audit_runs(specs, audit=fake_audit)
+    written = audit_waves.audit_runs(specs, audit=fake_audit)
     assert [folder.parent.name + "/" + folder.parent.parent.name for folder in written] == [
         "seed0/demo_disp", "seed0/demo_ga", "seed1/demo_disp", "seed1/demo_ga"]  # in the runs' order
     # two waves: the first audit of each forget set audits the Original and Retrain, then the next one of
@@ -208,14 +208,14 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
         seed = ckpt.split("/seed")[1][0]
         assert retrain == str(out / f"retrain/seed{seed}/checkpoints/last.ckpt")
         assert ckpt.endswith(f"seed{seed}/checkpoints/last.ckpt") and _arg_of(overrides, "--data.seed") == seed
-    assert sweep.audit_runs(specs, audit=fake_audit) == []  # audited runs are not audited again
+    assert audit_waves.audit_runs(specs, audit=fake_audit) == []  # audited runs are not audited again
     # a resumed sweep with another attacker stops before auditing anything: one table, one attacker
     with pytest.raises(SystemExit, match=r"demo_disp/seed0 used another relearning attacker \(relearn_lrs \[1e-05, 0.0001, 0.001\], not \[0.01\]\)"):
-        sweep.audit_runs(specs, audit=fake_audit, relearn_lrs=[1e-2])
-    assert sweep.audit_runs(specs, audit=fake_audit, relearn_lrs=list(reversed(RELEARN_LRS))) == []
+        audit_waves.audit_runs(specs, audit=fake_audit, relearn_lrs=[1e-2])
+    assert audit_waves.audit_runs(specs, audit=fake_audit, relearn_lrs=list(reversed(RELEARN_LRS))) == []
     (written[1] / AUDIT_JSON).unlink()  # an audit from before audit.json: its attacker is unknown
     with pytest.raises(SystemExit, match="demo_ga/seed0 has no readable .*audit.json"):
-        sweep.audit_runs(specs, audit=fake_audit)
+        audit_waves.audit_runs(specs, audit=fake_audit)
     assert len(calls) == 4
 
 
@@ -238,12 +238,12 @@ def test_audits_go_through_the_launcher_in_two_waves_and_a_failure_stops_them(fa
         for job in jobs:
             assert job.kind == "audit" and pickle.loads(pickle.dumps(job)) == job  # what a process or array task gets
             try:
-                yield job, sweep.audit_one(job, fake_audit), 1.0
+                yield job, audit_waves.audit_one(job, fake_audit), 1.0
             except ValueError as error:
                 yield job, error, 1.0
 
     with pytest.raises(RuntimeError, match=r"the audit of demo_ga/seed1 \(audit\) failed: boom"):
-        sweep.audit_runs(specs, relearn_lrs=[3e-6, 3e-5, 3e-4], launcher=launcher)
+        audit_waves.audit_runs(specs, relearn_lrs=[3e-6, 3e-5, 3e-4], launcher=launcher)
     assert waves == [["demo_disp/seed0 (audit)", "demo_disp/seed1 (audit)"], ["demo_ga/seed0 (audit)", "demo_ga/seed1 (audit)"]]
     assert calls == [(3e-6, 3e-5, 3e-4)] * 4  # the sweep's attacker for every audit
     assert (out / "demo_ga/seed0/audit/audit.csv").is_file() and not (out / "demo_ga/seed1/audit").exists()
@@ -409,4 +409,4 @@ def test_an_audit_never_reads_its_runs_step_0_numbers():
     # no longer parses, and an audit (which never reads it) must not fail on it
     args = ["--data.seed", "0", "--evaluation.start_results", "/o/retrieval_metrics.csv", "--evaluation.start_results=/x.csv",
             "--trainer.max_epochs", "2"]
-    assert sweep.audit_overrides(args) == ["--data.seed", "0", "--trainer.max_epochs", "2"]
+    assert audit_waves.audit_overrides(args) == ["--data.seed", "0", "--trainer.max_epochs", "2"]

@@ -23,7 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from faceunlearn.metrics.benchmarks import EXTENDED_SUFFIX, Benchmark, EmbeddingTable, evaluate_benchmarks, parse_benchmarks
 from faceunlearn.metrics.streaming import FaissOptions, StreamingGalleries
 from faceunlearn.metrics.synced import BenchmarkMetrics
-from faceunlearn.reporting import RESULTS_CSV, tidy_rows, write_csv
+from faceunlearn.io.tidy import RESULTS_CSV, tidy_rows, write_csv
 from faceunlearn.schedule import FINAL, INTERMEDIATE, START, evaluation_phase
 
 #: how far a recomputed start metric may differ from ``start_results`` (fractions; other batch sizes or threads

@@ -3,7 +3,7 @@
 It records what the evaluation callback computed: the CLI hands it the ``RetrievalEvaluation``
 (``link_arguments("evaluation", "run_files.evaluation", apply_on="instantiate")``) and it subscribes
 to each evaluation's result (step, metrics and the synced embedding table). Files are written on
-rank 0 into ``trainer.log_dir``; formats in ``faceunlearn.runfiles``, the record in
+rank 0 into ``trainer.log_dir``; formats in ``faceunlearn.io.run_folder``, the record in
 ``faceunlearn.callbacks.snapshots``.
 """
 from __future__ import annotations

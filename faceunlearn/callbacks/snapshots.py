@@ -1,7 +1,7 @@
 """A fit's run record: its evaluation history and embedding snapshots (kept by the ``RunFiles`` callback).
 
 Everything here runs on rank 0 with tensors already gathered; the file formats live in
-``faceunlearn.runfiles``.
+``faceunlearn.io.run_folder``.
 
 Snapshots are kept for the first and the latest evaluation of the fit (step 0 and, once the fit
 ends, its final step); ``every_evaluation`` keeps them all. A snapshot file is small (each subset
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from faceunlearn import runfiles
+from faceunlearn.io import run_folder
 from faceunlearn.metrics.benchmarks import EmbeddingTable
 
 #: the seed of the identities a capped snapshot keeps (the same rows at every step)
@@ -104,19 +104,19 @@ class RunRecord:
         """Once per fit, before its first record: drop a previous fit's history and snapshots (a fresh
         fit, ``resume_step`` 0), or the snapshots after the checkpoint a resumed fit continues from
         (they will be taken again). A resumed fit's history is appended to, never rewritten; rows it
-        evaluates again supersede the old ones when read (``runfiles.read_history``)."""
+        evaluates again supersede the old ones when read (``run_folder.read_history``)."""
         if self.started:
             return
         self.started = True
         if resume_step == 0:  # a fresh fit starts a fresh history; a resumed one appends to it
-            runfiles.trim_history(self.run_dir / runfiles.HISTORY, None)
-        for step in runfiles.list_snapshots(self.run_dir):
+            run_folder.trim_history(self.run_dir / run_folder.HISTORY, None)
+        for step in run_folder.list_snapshots(self.run_dir):
             if resume_step == 0 or step > resume_step:
                 self._drop(step)
 
     def _drop(self, step: int) -> None:
         """Delete a snapshot and the projector's copy of it (TensorBoard lists only what this fit adds)."""
-        runfiles.snapshot_path(self.run_dir, step).unlink(missing_ok=True)
+        run_folder.snapshot_path(self.run_dir, step).unlink(missing_ok=True)
         folder = self.run_dir / f"{step:05d}"  # SummaryWriter.add_embedding's layout: <step:05>/<tag>/
         for name in self.snapshots:
             shutil.rmtree(folder / projector_folder(name), ignore_errors=True)
@@ -124,11 +124,11 @@ class RunRecord:
             folder.rmdir()
 
     def record(self, step: int, metrics: dict[str, float], snapshot: dict | None, experiment=None) -> None:
-        runfiles.append_history(self.run_dir / runfiles.HISTORY, step, metrics)
+        run_folder.append_history(self.run_dir / run_folder.HISTORY, step, metrics)
         if snapshot is None:
             return
-        runfiles.save_snapshot(runfiles.snapshot_path(self.run_dir, step), snapshot)
-        kept = runfiles.list_snapshots(self.run_dir)
+        run_folder.save_snapshot(run_folder.snapshot_path(self.run_dir, step), snapshot)
+        kept = run_folder.list_snapshots(self.run_dir)
         first = min(kept)
         if not self.every_evaluation:  # keep the first and this (so far the last) snapshot
             for old in kept:
@@ -142,11 +142,11 @@ class RunRecord:
         """At the end of the fit: show the kept snapshots not yet in the projector (the last one;
         after a resume also the first) and, with ``figure``, draw the t-SNE figure of the first and
         the last (``figures/tsne.png``, TensorBoard image ``embeddings/tsne``). Returns the figure's path."""
-        kept = runfiles.list_snapshots(self.run_dir)
+        kept = run_folder.list_snapshots(self.run_dir)
         if experiment is not None:
             for step, path in kept.items():
                 if step not in self.projected:
-                    add_to_projector(experiment, runfiles.load_snapshot(path), step)
+                    add_to_projector(experiment, run_folder.load_snapshot(path), step)
                     self.projected.add(step)
         if not figure or len(kept) < 2:
             return None

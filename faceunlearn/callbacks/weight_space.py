@@ -50,7 +50,8 @@ class WeightSpaceDiagnostics(L.Callback):
         start = self._start(pl_module)
         if start is None or not self.midpoint_at_end or self.data is None:
             return
-        from faceunlearn.audit import embed_subsets, retrieval
+        from faceunlearn.methods.embedding import embed_subsets
+        from faceunlearn.metrics import retrieval_metrics
 
         names = [name for name in ("forget", "forget_test") if name in self.data.subsets]
         if len(names) < 2:
@@ -66,7 +67,8 @@ class WeightSpaceDiagnostics(L.Callback):
             for name, value in kept.items():
                 weights[name].copy_(value)
             pl_module.train(was_training)
-        found = retrieval(again["forget_test"], again["forget"])
+        (q, ql, qi), (g, gl, gi) = again["forget_test"], again["forget"]
+        found = retrieval_metrics(q, ql, g, gl, qi, gi, ks=(1,))
         metrics = {"diagnostics/midpoint_forget_mAP": found["mAP"], "diagnostics/midpoint_forget_R@1": found["R@1"],
                    "diagnostics/weight_distance": float(relative_distance(trainable(pl_module.backbone), start))}
         for logger in trainer.loggers:

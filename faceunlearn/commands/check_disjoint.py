@@ -1,4 +1,4 @@
-"""``faceunlearn check-disjoint``: the forget identities must not reappear under other labels (``faceunlearn.check_disjoint``)."""
+"""``faceunlearn check-disjoint``: the forget identities must not reappear under other labels (``faceunlearn.disjoint.check``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     import torch  # the --device default; torch is imported only when the command runs
 
-    from faceunlearn.check_disjoint import DEFAULT_CALIBRATION_REPORT, DEFAULT_REPORT, DEFAULT_THRESHOLD
+    from faceunlearn.disjoint.check import DEFAULT_CALIBRATION_REPORT, DEFAULT_REPORT, DEFAULT_THRESHOLD
 
     parser = argparse.ArgumentParser(
         prog="faceunlearn check-disjoint",
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Run the check; raises ``SystemExit`` with status 1 (overlap) or 2 (bad input), returns on success."""
     args = build_parser().parse_args(argv)
-    from faceunlearn.check_disjoint import InputError, run
+    from faceunlearn.disjoint.check import InputError, run
 
     try:
         status = run(args)

@@ -1,12 +1,12 @@
-"""``faceunlearn compare``: every method on one forget set, the paper's Tables 1 and 2 (``faceunlearn.compare``)."""
+"""``faceunlearn compare``: every method on one forget set, the paper's Tables 1 and 2 (``faceunlearn.experiments.compare``)."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
 
-from faceunlearn import compare as library
-from faceunlearn.compare import DEFAULT_CONFIGS, DEMO_FINETUNE
+from faceunlearn.experiments import compare as library
+from faceunlearn.experiments.compare import DEFAULT_CONFIGS, DEMO_FINETUNE
 
 
 def main(argv: list[str] | None = None) -> None:

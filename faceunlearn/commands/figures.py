@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.run_dirs and not args.tsne:
         parser.error("give RUN_DIR(s) or --tsne BEFORE AFTER")
 
-    from faceunlearn import runfiles
+    from faceunlearn.io import run_folder
     from faceunlearn.figures import figures_for_run
     from faceunlearn.figures.tsne import save_figure, tsne_figure
 
@@ -43,12 +43,12 @@ def main(argv: list[str] | None = None) -> None:
     for root in args.run_dirs:
         if not root.exists():
             sys.exit(f"faceunlearn figures: error: {root} does not exist")
-        runs = runfiles.find_run_dirs(root)
+        runs = run_folder.find_run_dirs(root)
         if not runs:
             sys.exit(f"faceunlearn figures: error: no run folder (history.csv, embeddings/ or TensorBoard events) in {root}")
         for run in runs:
             written = figures_for_run(run, max_identities=args.max_identities)
-            print(f"{run}: " + (", ".join(path.name for path in written) if written else "nothing to draw") + (f" in {run / runfiles.FIGURES}" if written else ""))
+            print(f"{run}: " + (", ".join(path.name for path in written) if written else "nothing to draw") + (f" in {run / run_folder.FIGURES}" if written else ""))
 
 
 if __name__ == "__main__":

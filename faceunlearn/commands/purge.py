@@ -1,4 +1,4 @@
-"""``faceunlearn purge DIR``: remove the forget identities' embeddings from a run or sweep folder (``faceunlearn.purge``);
+"""``faceunlearn purge DIR``: remove the forget identities' embeddings from a run or sweep folder (``faceunlearn.audit.purge``);
 with ``--checkpoints``, also their CosFace head rows from its checkpoints."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="faceunlearn purge", description=__doc__.splitlines()[0],
-                                     epilog="what counts as forget-set data: faceunlearn.purge's docstring")
+                                     epilog="what counts as forget-set data: faceunlearn.audit.purge's docstring")
     parser.add_argument("root", help="a run folder, or a folder of runs (a sweep)")
     parser.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     parser.add_argument("--pack", default=None, help="also blank these identities' crops in this packed dataset")
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--pack needs --identities")
     if not Path(args.root).exists():
         parser.error(f"{args.root} does not exist")
-    from faceunlearn import purge as library
+    from faceunlearn.audit import purge as library
 
     # the checkpoints are checked (and, unless a dry run, purged) first: a checkpoint that cannot be purged stops
     # the command before anything else changes

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-RETRAIN_CLASS = "faceunlearn.methods.Retrain"
+from faceunlearn.experiments.plan import RETRAIN_CLASS
 
 
 def _value(argv: list[str], name: str) -> str | None:

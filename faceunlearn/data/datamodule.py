@@ -11,25 +11,23 @@ from typing import Literal
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
+from faceunlearn.data.evaluation_subsets import evaluation_rows  # noqa: F401 (re-exported)
+from faceunlearn.data.forget_set import ForgetSet
+from faceunlearn.data.streams import STREAMS, TrainingStreams  # noqa: F401 (STREAMS re-exported)
 from faceunlearn.data.dataset import ConcatFaceImages, FaceImages, collate_batch, model_input
 from faceunlearn.data.packed import PackedDatasetError, PackedFaces, split_code
-from faceunlearn.data.samplers import IdentityBalancedBatchSampler, PhasedBatchSampler, RankShard, ShuffledBatchSampler
-from faceunlearn.data.splits import (
-    choose_forget_identities, identity_ids_from_names, protocol_splits, split_forget_images, split_per_identity,
-)
+from faceunlearn.data.samplers import PhasedBatchSampler, RankShard
+from faceunlearn.data.splits import protocol_splits, split_per_identity
 from faceunlearn.data.synthetic import build_synthetic_dataset
-from faceunlearn.data.views import TwoViews, build_view_pipeline
-from faceunlearn.paths import expand_path
+from faceunlearn.io.paths import expand_path
 from faceunlearn.schedule import PHASES, evaluation_phase
 
 
 #: row sets that feed training only; every other named set is an evaluation subset
 TRAINING_ONLY = ("train", "retain")
 #: the training streams ``FaceDataModule.stream`` serves
-STREAMS = ("forget", "forget_views", "retain", "train", "retrain")
 #: datasets with a reader of their own in ``faceunlearn prepare`` (faceunlearn.prepare.datasets.READERS, but
 #: "folder"; not imported here: the readers pull in image libraries); others are prepared with ``prepare folder``
 PREPARE_READERS = ("celeba", "vggface2", "cfp", "ijbb")
@@ -39,75 +37,16 @@ SOURCE_SEPARATOR = ":"
 SOURCE_OFFSET_BITS = 40
 
 
-def evaluation_rows(packed: PackedFaces, seed: int, query_fraction: float = 0.5, max_distractors: int | None = None,
-                    validation_fraction: float = 0.0) -> dict[str, np.ndarray]:
-    """Evaluation subsets every packed dataset provides, from its splits and tags.
-
-    ``holdout_query`` / ``holdout_gallery`` halve every held-out identity's images (seeded; the
-    VGGFace2 test protocol, SPEC §5); ``distractors`` is capped at ``max_distractors`` by a
-    seeded draw (the paper uses 75,000 IJB-B faces). With ``validation_fraction`` > 0, a seeded
-    ``round(fraction · H)`` of the H held-out identities become *validation* identities
-    (``validation``, ``validation_frontal``, ``validation_profile``, ``validation_query``,
-    ``validation_gallery``, for model selection) and every ``holdout*`` subset keeps only the others
-    (the reported benchmarks); each image keeps the query/gallery side it has without the split.
-    """
-    holdout = packed.select(split="holdout")
-    in_query = split_per_identity(packed.identities[holdout], query_fraction, seed, min_per_side=1)
-    distractors = packed.select(split="distractor")
-    if max_distractors is not None and len(distractors) > max_distractors:
-        rng = np.random.default_rng(seed + 3)
-        distractors = np.sort(rng.choice(distractors, size=max_distractors, replace=False))
-    frontal, profile = packed.select(split="holdout", tag="frontal"), packed.select(split="holdout", tag="profile")
-    rows = {}
-    held_out_ids = np.unique(packed.identities[holdout])
-    validation_ids = np.zeros(0, dtype=held_out_ids.dtype)
-    if validation_fraction > 0 and len(held_out_ids):
-        count = int(round(validation_fraction * len(held_out_ids)))
-        if not 0 < count < len(held_out_ids):
-            raise ValueError(f"validation_fraction={validation_fraction} of {len(held_out_ids)} held-out identities leaves "
-                             f"{count} validation and {len(held_out_ids) - count} reported ones; both need at least one")
-        validation_ids = np.random.default_rng(seed + 5).choice(held_out_ids, size=count, replace=False)
-        is_validation = np.isin(packed.identities[holdout], validation_ids)
-        rows.update({
-            "validation": holdout[is_validation],
-            "validation_frontal": frontal[np.isin(packed.identities[frontal], validation_ids)],
-            "validation_profile": profile[np.isin(packed.identities[profile], validation_ids)],
-            "validation_query": holdout[is_validation & in_query],
-            "validation_gallery": holdout[is_validation & ~in_query],
-        })
-    is_test = ~np.isin(packed.identities[holdout], validation_ids)
-    rows.update({
-        "holdout": holdout[is_test],
-        "holdout_frontal": frontal[~np.isin(packed.identities[frontal], validation_ids)],
-        "holdout_profile": profile[~np.isin(packed.identities[profile], validation_ids)],
-        "holdout_query": holdout[is_test & in_query],
-        "holdout_gallery": holdout[is_test & ~in_query],
-        "distractors": distractors,
-        "distractor_stills": np.intersect1d(distractors, packed.select(split="distractor", tag="still")),
-        "distractor_frames": np.intersect1d(distractors, packed.select(split="distractor", tag="frame")),
-    })
-    return rows
-
-
 def recorded_forget_identities(checkpoint: dict) -> list[int] | None:
-    """The forget identities a Lightning checkpoint's DataModule recorded (``FaceDataModule.state_dict``, which
-    Lightning keys by the class name), or None for checkpoints from before it recorded them."""
-    recorded = checkpoint.get("FaceDataModule", {}).get("forget_identities")
-    return None if recorded is None else [int(i) for i in recorded]
+    """``ForgetSet.recorded``: the forget identities a checkpoint's DataModule recorded, or None."""
+    return ForgetSet.recorded(checkpoint)
 
 
-class FaceDataModule(L.LightningDataModule):
+class FaceDataModule(TrainingStreams, L.LightningDataModule):
     """Reads one packed dataset (``faceunlearn.data.packed``) and serves every split a method needs.
 
-    Training streams (a method lists the ones it uses in ``train_streams``):
-
-    - ``train``: every training-split image, shuffled (fine-tuning the Original model);
-    - ``retrain``: the same without any image of the forget identities (the Retrain reference), batches of
-      ``train_batch_size``;
-    - ``forget``: D_f^train in identity-balanced P×K batches, ``batch_size`` = P·K (SPEC §2);
-    - ``forget_views``: the same batches with ``views`` [B, 2, 3, H, W], two augmented views per image
-      (``view_transforms``), for view dispersion;
-    - ``retain``: D_r training images in shuffled batches of ``retain_batch_size``, for λ·L_cos.
+    Training streams: ``faceunlearn.data.streams.TrainingStreams`` (``train``, ``retrain``, ``forget``,
+    ``forget_views``, ``retain``); a method lists the ones it uses in ``train_streams``.
 
     Evaluation subsets, by name (benchmarks in the evaluation callback refer to these names):
     ``forget`` (D_f), ``forget_train``, ``forget_test``, ``retain_eval`` (all images of
@@ -263,7 +202,7 @@ class FaceDataModule(L.LightningDataModule):
         --checkpoints``) and a resumed run cannot go on with another forget set."""
         if self.packed is None:
             return {}
-        return {"forget_identities": [int(i) for i in self.forget_identity_ids]}
+        return self.forget_set.state()
 
     def load_state_dict(self, state_dict: dict) -> None:
         """On resume (after ``setup``): the checkpoint's forget identities must be this run's."""
@@ -293,15 +232,11 @@ class FaceDataModule(L.LightningDataModule):
         if train_identities.max() >= num_classes:
             raise PackedDatasetError(f"{self.root}: training identity {train_identities.max()} >= num_classes {num_classes}")
 
-        explicit = None
-        if hp.forget_identities is not None:
-            explicit = identity_ids_from_names(hp.forget_identities, packed.meta.get("identity_names"))
-        self.forget_identity_ids = choose_forget_identities(
-            train_identities, hp.num_forget_identities, hp.seed, explicit, min_images=4
-        )
+        #: whom this run forgets, and which of their images it sees
+        self.forget_set = ForgetSet.draw(packed, hp.num_forget_identities, hp.seed, hp.forget_identities, hp.forget_train_fraction)
+        self.forget_identity_ids = self.forget_set.identities
         is_forget = np.isin(train_identities, self.forget_identity_ids)
-        forget_rows = train_rows[is_forget]
-        in_forget_train = split_forget_images(packed.identities[forget_rows], hp.forget_train_fraction, hp.seed)
+        forget_rows = self.forget_set.rows
         retain_rows = train_rows[~is_forget]
         retain_ids = np.unique(packed.identities[retain_rows])
         rng = np.random.default_rng(hp.seed + 1)
@@ -313,8 +248,8 @@ class FaceDataModule(L.LightningDataModule):
         self.rows = {
             "train": train_rows,
             "forget": forget_rows,
-            "forget_train": forget_rows[in_forget_train],
-            "forget_test": forget_rows[~in_forget_train],
+            "forget_train": self.forget_set.train_rows,
+            "forget_test": self.forget_set.test_rows,
             "retain": retain_rows,
             "retain_eval": retain_eval,
             # retrieval of kept people: per-identity query/gallery halves of retain_eval
@@ -362,18 +297,6 @@ class FaceDataModule(L.LightningDataModule):
         }
 
     # -- training streams ----------------------------------------------------------------------
-    def _forget_sampler(self, mirror: bool = True) -> IdentityBalancedBatchSampler:
-        hp = self.hparams
-        return IdentityBalancedBatchSampler(
-            self.packed.identities[self.rows["forget_train"]],
-            hp.batch_size,
-            hp.images_per_identity,
-            seed=hp.seed,
-            num_batches=hp.batches_per_epoch,
-            mirror=mirror,
-            images=hp.forget_images,
-        )
-
     def _loader(self, rows_or_dataset, batch_sampler) -> DataLoader:
         dataset = FaceImages(self.packed, rows_or_dataset) if isinstance(rows_or_dataset, np.ndarray) else rows_or_dataset
         return DataLoader(
@@ -384,48 +307,6 @@ class FaceDataModule(L.LightningDataModule):
             persistent_workers=self.hparams.num_workers > 0,
             pin_memory=torch.cuda.is_available(),  # uint8 batches, copied to the GPU asynchronously
         )
-
-    def stream(self, name: str) -> DataLoader:
-        hp = self.hparams
-        if name == "forget":
-            return self._loader(self.rows["forget_train"], self._forget_sampler())
-        if name == "forget_views":  # the same P×K batches, unmirrored: the view pipeline decides flips
-            views = TwoViews(FaceImages(self.packed, self.rows["forget_train"]), build_view_pipeline(hp.view_transforms), hp.seed + 4)
-            return self._loader(views, self._forget_sampler(mirror=False))
-        if name == "retain":
-            rows = self.rows["retain"]
-            sampler = ShuffledBatchSampler(len(rows), hp.retain_batch_size, hp.seed + 1, hp.batches_per_epoch, mirror=True)
-            return self._loader(rows, sampler)
-        if name == "train":
-            rows = self.rows["train"]
-            return self._loader(rows, ShuffledBatchSampler(len(rows), hp.train_batch_size, hp.seed + 2, mirror=True))
-        if name == "retrain":
-            rows = self.rows["retain"]
-            return self._loader(rows, ShuffledBatchSampler(len(rows), hp.train_batch_size, hp.seed + 2, mirror=True))
-        raise KeyError(f"unknown training stream {name!r}; known: {', '.join(STREAMS)}")
-
-    def use_streams(self, streams) -> None:
-        """Declare the training streams ``train_dataloader`` serves (the model calls this with the streams its
-        loss reads, ``FaceModule.train_streams``, from its ``setup``); default ``forget``."""
-        unknown = [name for name in streams if name not in STREAMS]
-        if unknown:
-            raise KeyError(f"unknown training stream(s) {unknown}; known: {', '.join(STREAMS)}")
-        self.train_streams = tuple(streams)
-
-    def train_dataloader(self) -> CombinedLoader:
-        """The declared training streams (``use_streams``), batch by batch together: ``{name: batch}``."""
-        return CombinedLoader({name: self.stream(name) for name in self.train_streams}, mode="min_size")
-
-    def forget_train_dataloader(self) -> DataLoader:
-        """Every D_f^train image once, unflipped, on every rank (not sharded): what SalUn's saliency sums over."""
-        return self.eval_dataloader(["forget_train"], shard=False)
-
-    def training_identity_dataloader(self) -> DataLoader:
-        """Every training image of the training identities (D_f^train ∪ D_r), unflipped: the images a
-        CosFace head may be imprinted from (never D_f^test, never an evaluation identity)."""
-        rows = np.sort(np.concatenate([self.rows["forget_train"], self.rows["retain"]]))
-        sampler = BatchSampler(SequentialSampler(range(len(rows))), self.hparams.eval_batch_size, drop_last=False)
-        return self._loader(rows, sampler)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         return model_input(batch)  # uint8 → normalised float, mirrored rows flipped, on the device

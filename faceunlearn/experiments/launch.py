@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from faceunlearn.atomic import write_json_atomic
+from faceunlearn.io.atomic import write_json_atomic
 
 #: a launcher: runs → yields (run, RunResult or the exception, seconds the run took) as runs end
 Launcher = Callable[[list], Iterator[tuple]]

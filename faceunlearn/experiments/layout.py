@@ -42,7 +42,6 @@ A run folder is *finished* iff it holds ``done.json``; nothing writes into a fin
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import socket
@@ -50,7 +49,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from faceunlearn.atomic import write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
+from faceunlearn.io.atomic import write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
+from faceunlearn.io.tidy import read_results  # noqa: F401 (re-exported: run folders' results.csv)
 
 
 DONE = "done.json"
@@ -93,12 +93,6 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-
-
-def read_results(path: str | os.PathLike) -> list[dict]:
-    """Tidy rows of a ``results.csv`` (value as float)."""
-    with Path(path).open(newline="") as handle:
-        return [{**row, "value": float(row["value"])} for row in csv.DictReader(handle)]
 
 
 def move_aside(path: str | os.PathLike) -> Path:

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from faceunlearn.atomic import write_csv_atomic, write_text_atomic
+from faceunlearn.io.atomic import write_csv_atomic, write_text_atomic
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.tables import CHANCE, RETRAIN, TABLE_1, TABLES, Column, Table, method_sort_key
-from faceunlearn.reporting import CHANCE_PREFIX
+from faceunlearn.io.tidy import CHANCE_PREFIX
 
 MISSING = "n/a (missing)"
 #: the retention benchmarks of Table 1 (the trade-off's retention axis: the mean mAP of those a run has)
@@ -341,175 +341,6 @@ def gap_table(runs: list[Run]) -> str:
 
 
 #: the audit table's columns: (test, metric, title) of ``faceunlearn audit``'s rows
-AUDIT_COLUMNS = (
-    ("forget", "mAP", "forget mAP"), ("forget", "R@1", "forget R@1"),
-    ("verify_forget", "TAR@FAR=0.001", "forget TAR@FAR=1e-3"),
-    ("membership", "AUC_forget_train_vs_unseen", "MIA AUC"), ("membership_identity", "flagged@5%", "MIA people flagged@5%"),
-    ("membership_identity", "flagged_low@5%", "MIA people flagged low@5%"),
-    ("stale_gallery", "mAP", "stale-gallery mAP"), ("relearn_100", "mAP", "relearn-100 mAP (strongest lr)"),
-    ("relearn_retain_100", "mAP", "retain-only relearn-100 mAP"),
-    ("heldout_pooled", "mAP", "held-out pooled mAP"), ("verify_retain", "TAR@FAR=0.001", "held-out TAR@FAR=1e-3"),
-    ("verify_retain", "TAR@FAR=0.0001", "held-out TAR@FAR=1e-4"), ("stale_gallery_retain", "mAP", "retain vs old gallery mAP"),
-)
-
-
-def audit_file_rows(runs: list[Run], name: str):
-    """``(model label, seed, row)`` of every run's ``audit/<name>``, by seed: each run's own method's rows, and the
-    Original and Retrain rows of the first audit of each seed (every audit of a seed has them)."""
-    from faceunlearn.experiments.layout import AUDIT, read_results
-
-    label_of = {id(run): row.label for row in rows_of(runs) for run in row.runs}  # "Dispersion (demo_disp)" when needed
-    first_audit: dict[tuple[str, int], Path] = {}
-    for run in sorted(runs, key=lambda run: (run.seed, str(run.path))):
-        path = run.path / AUDIT / name
-        if not path.is_file() or id(run) not in label_of:
-            continue
-        for row in read_results(path):
-            if row["method"] in ("Original", RETRAIN):
-                if first_audit.setdefault((row["method"], run.seed), path) == path:
-                    yield row["method"], run.seed, row
-            elif row["method"] == run.method:
-                yield label_of[id(run)], run.seed, row
-
-
-def audit_rows(runs: list[Run]) -> dict[str, dict[tuple[str, str], list[float]]]:
-    """method → (test, metric) → one value per forget set, from the runs' ``audit/audit.csv``."""
-    values: dict[str, dict[tuple[str, str], dict[int, float]]] = {}
-    for method, seed, row in audit_file_rows(runs, "audit.csv"):
-        values.setdefault(method, {}).setdefault((row["benchmark"], row["metric"]), {}).setdefault(seed, row["value"])
-    return {method: {key: list(by_seed.values()) for key, by_seed in metrics.items()} for method, metrics in values.items()}
-
-
-def audit_table(runs: list[Run]) -> str:
-    values = audit_rows(runs)
-    if not values:
-        return ""
-    lines = ["| model | " + " | ".join(title for _, _, title in AUDIT_COLUMNS) + " |", "|---|" + "---:|" * len(AUDIT_COLUMNS)]
-    for method in _audit_models(values):
-        seeds = max(len(by_seed) for by_seed in values[method].values())
-        cells = [_audit_text(_finite_cell(values[method].get((test, metric), [])), seeds) for test, metric, _ in AUDIT_COLUMNS]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return ("### Audit (faceunlearn audit)\n\nIn %, mean ± std over forget sets; every model faces the same attacker, "
-            "which never reads a model's CosFace head. Truly forgetting is being close to Retrain (or, without one, the "
-            "D_r-only control) in every column, not reaching 0. MIA AUC: the membership attack's AUC (D_f^train vs "
-            "never-seen people, embedding features, populations matched in images per person; far below 50 tells as "
-            "much as far above); people flagged@5% (low@5%): forgotten people scoring above 95 % (below 5 %) of "
-            "never-seen people (chance 5 % each). Recovery attacks: a gallery the "
-            "Original embedded (stale gallery), 100 fine-tuning steps on 2 photos per forgotten person (relearn-100) "
-            "or on retain people only (retain-only), the strongest of the lr grid each. Retention that can fail: "
-            "every held-out person of every source pooled (mAP, TAR at FAR 1e-3 and 1e-4), and retain queries "
-            "against the Original's gallery (a deployment that does not re-embed).\n\n" + "\n".join(lines))
-
-
-def _audit_models(values: dict) -> list[str]:
-    return sorted(values, key=lambda label: (method_sort_key(label.split(" (")[0]), label))
-
-
-def _finite_cell(values: list[float]) -> Cell:
-    """The finite values: a test without data (e.g. no genuine pairs) writes NaN."""
-    return Cell([value for value in values if value == value])
-
-
-def _audit_text(cell: Cell, seeds: int) -> str:
-    """mean ± std in % (no ± with one value), with "(n=k)" when only k of the model's ``seeds`` forget sets have one."""
-    return format_cell(cell, "audit", seeds, with_std=cell.std is not None)
-
-
-def audit_detail_table(runs: list[Run]) -> str:
-    """Every (test, metric) of the audits as a row, every audited model as a column: mean ± std over forget sets."""
-    values = audit_rows(runs)
-    if not values:
-        return ""
-    models = _audit_models(values)
-    seeds = {model: max(len(by_seed) for by_seed in values[model].values()) for model in models}
-    keys = list(dict.fromkeys(key for model in models for key in values[model]))
-    lines = ["| test | metric | " + " | ".join(models) + " |", "|---|---|" + "---:|" * len(models)]
-    for test, metric in keys:
-        if metric == "lr":  # the strongest attacker's lr: the value of each forget set, not a mean
-            cells = [", ".join(f"{lr:g}" for lr in values[model].get((test, metric), [])) or "—" for model in models]
-        else:
-            cells = [_audit_text(_finite_cell(values[model].get((test, metric), [])), seeds[model]) for model in models]
-        lines.append(f"| {test} | {metric} | " + " | ".join(cells) + " |")
-    return ("#### Every test, every model\n\nIn % (AUC × 100), mean ± std over forget sets; `lr`: the strongest relearning "
-            "attacker's lr on each forget set.\n\n" + "\n".join(lines))
-
-
-def audit_csv_rows(runs: list[Run]) -> list[dict]:
-    """The audits, tidy: one row per model, test and metric (``table`` "audit"), mean and std over forget sets."""
-    values = audit_rows(runs)
-    rows = []
-    for model in _audit_models(values):
-        for (test, metric), numbers in values[model].items():
-            cell = _finite_cell(numbers)
-            rows.append({"method": model, "table": "audit", "benchmark": test, "metric": metric,
-                         "mean": "" if cell.mean is None else repr(cell.mean), "std": "" if cell.std is None else repr(cell.std),
-                         "n": cell.n, "scenario": ""})
-    return rows
-
-
-#: the averaged ROC figure of the audits
-AUDIT_ROC_PNG = "audit_roc.png"
-
-
-def audit_roc_curves(runs: list[Run]) -> dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]]:
-    """model label → verification test → one (FARs, TARs) curve per forget set, from the runs' ``audit/roc.csv``."""
-    from faceunlearn.audit import ROC_CSV
-
-    points: dict[tuple[str, str, int], dict[float, float]] = {}
-    for model, seed, row in audit_file_rows(runs, ROC_CSV):
-        points.setdefault((model, row["benchmark"], seed), {})[float(row["metric"].partition("=")[2])] = float(row["value"])
-    curves: dict[str, dict[str, list]] = {}
-    for (model, test, _), curve in sorted(points.items(), key=lambda item: item[0][2]):
-        fars = np.array(sorted(curve))
-        curves.setdefault(model, {}).setdefault(test, []).append((fars, np.array([curve[far] for far in fars])))
-    return curves
-
-
-def mean_roc(curves: list[tuple[np.ndarray, np.ndarray]], num_points: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """The mean TAR over forget sets on a common log-FAR grid (each curve interpolated in log FAR), from
-    the largest of the curves' smallest FARs to the smallest of their largest."""
-    low = max(float(fars[0]) for fars, _ in curves)
-    high = min(float(fars[-1]) for fars, _ in curves)
-    grid = np.logspace(np.log10(low), np.log10(high), num_points) if high > low else np.array([low])
-    return grid, np.mean([np.interp(np.log10(grid), np.log10(fars), tars) for fars, tars in curves], axis=0)
-
-
-def audit_roc_section(runs: list[Run], out: Path) -> str:
-    """The verification ROC curves of every audited model, mean over forget sets, as ``audit_roc.png``."""
-    curves = audit_roc_curves(runs)
-    if not curves:
-        return ""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from faceunlearn.figures.png import save_png
-    except ImportError as error:
-        return f"(no ROC figure: {error})"
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for axis, test in zip(axes, ("verify_forget", "verify_retain")):
-        for model in sorted(curves, key=lambda label: (method_sort_key(label.split(" (")[0]), label)):
-            if test in curves[model]:
-                fars, tars = mean_roc(curves[model][test])
-                axis.plot(fars, tars, label=f"{model} (n={len(curves[model][test])})",
-                          linestyle="--" if model in ("Original", RETRAIN) else "-")
-        axis.set_xscale("log")
-        axis.set_xlabel("FAR (held-out impostor pairs)")
-        axis.set_title({"verify_forget": "forget identities", "verify_retain": "held-out identities"}[test])
-        axis.grid(alpha=0.3)
-    axes[0].set_ylabel("TAR (mean over forget sets)")
-    axes[1].legend(fontsize=7, loc="lower right")
-    figure.tight_layout()
-    save_png(figure, out / AUDIT_ROC_PNG)
-    plt.close(figure)
-    return (f"![verification ROC]({AUDIT_ROC_PNG})\n\nVerification ROC of every audited model, TAR averaged over its forget "
-            "sets (n) on a common log-FAR grid; thresholds from held-out impostor pairs. Close to Retrain's dashed curve "
-            "on the left is forgetting; on the right, close to the Original's is retention.")
-
-
-# ---------------------------------------------------------------------------------- writing
 def tradeoff_section(runs: list[Run], studies: list, out: Path) -> str:
     """The trade-off figure (PNG + TensorBoard) and the validation front table (``faceunlearn.experiments.tradeoff``)."""
     from faceunlearn.experiments import tradeoff
@@ -541,6 +372,8 @@ def write_report(runs: list[Run], out: str | Path, run_dir: str, tables: tuple[T
     out.mkdir(parents=True, exist_ok=True)
     results = build_tables(runs, tables)
     seeds = sorted({run.seed for run in runs})
+    from faceunlearn.experiments.audit_tables import audit_csv_rows, audit_detail_table, audit_roc_section, audit_table
+
     markdown = "\n\n".join([
         f"# faceunlearn report: {run_dir}",
         f"{len(runs)} finished runs, forget-set seeds {' '.join(map(str, seeds)) or '—'}. Each cell is the mean ± "

@@ -50,155 +50,40 @@ the sweep's own arguments (seed, start weights, output folders) come after it an
 
 from __future__ import annotations
 
-import dataclasses
 import gc
-import json
-import os
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceunlearn.configs import same_start_evaluation
 from faceunlearn.experiments import layout
-from faceunlearn.reporting import RESULTS_CSV, tidy_rows, write_csv
+from faceunlearn.io.tidy import tidy_rows, write_csv
 
-SCENARIO_UNSET = "synthetic"
-#: LightningCLI warns when given args while sys.argv also has some: the sweep's own command line, expected here
-ARGS_WARNING = "LightningCLI's args parameter is intended"
-NONE_WORDS = ("", "none", "null")
-
-
-# ---------------------------------------------------------------------------------- configs
-@dataclass(frozen=True)
-class ConfigInfo:
-    """What the sweep needs to know of a config (parsed with its overrides, nothing instantiated)."""
-
-    path: str
-    stem: str
-    method: str  # model class name
-    scenario: str
-    init_weights: str | None
-    seed: int
-    checkpoint_dirpath: str | None
-    max_epochs: int | None
-
-
-def describe_config(config: str, overrides: list[str] = ()) -> ConfigInfo:
-    """Parse ``config`` + ``overrides`` with the LightningCLI parser, without building anything."""
-    from faceunlearn.cli import TRAINER_DEFAULTS, FaceUnlearnCLI
-    from faceunlearn.data import FaceDataModule
-    from faceunlearn.methods import FaceModule
-
-    class ParseOnly(FaceUnlearnCLI):
-        def _set_seed(self) -> None:
-            pass
-
-        def instantiate_classes(self) -> None:
-            pass
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=ARGS_WARNING)
-        cli = ParseOnly(FaceModule, FaceDataModule, subclass_mode_model=True, trainer_defaults=TRAINER_DEFAULTS,
-                        args=["--config", config, *overrides], run=False)
-    parsed = cli.config
-    model_args = parsed.model.get("init_args") or {}
-    return ConfigInfo(
-        path=config,
-        stem=Path(config).stem,
-        method=str(parsed.model.class_path).rsplit(".", 1)[-1],
-        scenario=parsed.data.dataset or SCENARIO_UNSET,
-        init_weights=model_args.get("init_weights"),
-        seed=int(parsed.data.seed),
-        checkpoint_dirpath=parsed.checkpoint.dirpath,
-        max_epochs=parsed.trainer.max_epochs,
-    )
-
-
-def file_sha256(path: str | os.PathLike | None) -> str | None:
-    """The file's SHA-256, or None for no path or a missing file."""
-    if not path or not Path(path).is_file():
-        return None
-    from faceunlearn.paths import file_sha256 as sha256
-
-    return sha256(path)
-
-
-def config_sha256(path: str | os.PathLike) -> str | None:
-    """SHA-256 of a config and of every file it composes (its protocol include, group files), in order.
-
-    A protocol file shared by several configs is part of what a run was made with: editing it must
-    show as a changed config, as editing the config itself does.
-    """
-    import hashlib
-
-    from faceunlearn.configs import ConfigFileError, read_config
-
-    path = Path(path)
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256(path.read_bytes())
-    try:
-        files = read_config(path).files[1:]
-    except ConfigFileError:  # a broken include or group file: the config's own bytes still identify it
-        files = []
-    for other in files:
-        digest.update(f"\n{os.path.relpath(other, path.parent)}\n".encode())
-        digest.update(other.read_bytes())
-    return digest.hexdigest()
-
-
-# ---------------------------------------------------------------------------------- runs
-@dataclass
-class RunSpec:
-    """One run of the sweep: a method run (``fit``), the Original's evaluation or a re-evaluation (``validate``)."""
-
-    kind: str  # "method" | "original" | "retrain" | "reevaluate" | "audit"
-    config: str
-    stem: str
-    seed: int
-    scenario: str
-    run_dir: Path
-    args: list[str]  # LightningCLI arguments (no subcommand)
-    init_weights: str | None
-    settings: dict = field(default_factory=dict)
-    #: kind "reevaluate": the finished run's checkpoint, evaluated (``validate``) with the current benchmarks
-    ckpt_path: str | None = None
-    #: kind "retrain": the ``fit`` arguments that train the Retrain model (``args`` then evaluate it)
-    train_args: list[str] | None = None
-    #: kind "audit": ``faceunlearn audit`` of the finished method run (``checkpoint``, ``folder``, ``retrain``,
-    #: ``references``, ``relearn_lrs``; ``args`` are the run's own), through the same launchers as the runs
-    audit: dict | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.stem}/seed{self.seed}" + (" (audit)" if self.kind == "audit" else "")
-
-
-@dataclass
-class RunResult:
-    method: str
-    metrics: dict[str, float]  # "<benchmark>/<metric>" -> value (fractions), the final evaluation
-    info: dict = field(default_factory=dict)  # extra done.json fields
-
-
-def run_args(config: str, seed: int, run_dir: Path, overrides: list[str], init_weights: str | None) -> list[str]:
-    """LightningCLI arguments of one run: config, user overrides, then the sweep's own settings."""
-    args = ["--config", config, *overrides, "--seed_everything", str(seed), "--data.seed", str(seed)]
-    if init_weights is not None:
-        args += ["--model.init_args.init_weights", str(init_weights)]
-    return args + [
-        "--trainer.logger.init_args.save_dir", str(run_dir),
-        "--trainer.logger.init_args.name", "",
-        "--trainer.logger.init_args.version", "",
-        "--checkpoint.dirpath", str(run_dir / layout.CHECKPOINTS),
-    ]
+from faceunlearn.experiments.plan import (  # noqa: F401 (the sweep's planning, re-exported)
+    ARGS_WARNING,
+    NONE_WORDS,
+    SCENARIO_UNSET,
+    START_RESULTS,
+    ConfigInfo,
+    RunResult,
+    RunSpec,
+    _expanded,
+    config_sha256,
+    describe_config,
+    file_sha256,
+    method_configs,
+    own_original,
+    plan_runs,
+    retrain_spec,
+    run_args,
+)
 
 
 def run_one(spec: RunSpec) -> RunResult:
     """Make one run in this process: ``fit`` a method, or ``validate`` the Original (Retrain: train it
     first), or audit a finished run (kind "audit"). Tests replace this."""
     if spec.kind == "audit":
+        from faceunlearn.experiments.audit_waves import audit_one
+
         return audit_one(spec)
     import torch
 
@@ -295,141 +180,6 @@ def _checkpoint_epoch(path: Path) -> int | None:
 
 
 # ---------------------------------------------------------------------------------- planning
-def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides: list[str],
-              originals: dict[str, str] | None = None, retrain: tuple[str, list[str]] | None = None,
-              original_runs: Path | None = None) -> list[RunSpec]:
-    """Seed-major: for each seed, each scenario's Original evaluation (and Retrain run), then every method config.
-
-    ``originals`` maps a scenario to the Original checkpoint its method runs are forced to start
-    from (the finetune config's); a scenario not in it starts from its configs' own init_weights.
-    ``retrain`` = (finetune config, its overrides): a Retrain run per seed for the scenarios in ``originals``.
-    ``original_runs``: the folder whose Original runs the method runs take their step 0 from (default ``out``;
-    ``faceunlearn tune`` evaluates the Original once in ``OUT/originals`` for all its trials).
-    """
-    originals = originals or {}
-    original_runs = out if original_runs is None else Path(original_runs)
-    by_scenario: dict[str, list[ConfigInfo]] = {}
-    for info in configs:
-        by_scenario.setdefault(info.scenario, []).append(info)
-    start_weights = {scenario: originals.get(scenario) or own_original(scenario, infos) for scenario, infos in by_scenario.items()}
-    weights_sha = {w: file_sha256(_expanded(w)) for w in set(start_weights.values())}
-
-    def settings(config: str, weights: str | None) -> dict:
-        return {"config": config, "config_sha256": config_sha256(config), "overrides": list(overrides),
-                "init_weights": weights, "init_weights_sha256": weights_sha.get(weights)}
-
-    specs = []
-    for seed in seeds:
-        for scenario, infos in by_scenario.items():
-            weights, first = start_weights[scenario], infos[0]
-            stem = layout.original_stem(scenario)
-            directory = layout.run_dir(out, stem, seed)
-            specs.append(RunSpec("original", first.path, stem, seed, scenario, directory,
-                                 run_args(first.path, seed, directory, overrides, weights),
-                                 weights, settings(first.path, weights)))
-            if retrain is not None and scenario in originals:
-                specs.append(retrain_spec(retrain, first.path, scenario, seed, out, overrides, settings(first.path, weights)))
-        for info in configs:
-            weights = start_weights[info.scenario]
-            directory = layout.run_dir(out, info.stem, seed)
-            forced = originals.get(info.scenario)  # None: the config's own init_weights (= weights, checked)
-            args = run_args(info.path, seed, directory, overrides, forced)
-            first = by_scenario[info.scenario][0]
-            if same_start_evaluation(info.path, first.path):  # its step 0 is the Original's evaluation: reuse it
-                original_dir = layout.run_dir(original_runs, layout.original_stem(info.scenario), seed)
-                args += ["--evaluation.start_results", str(original_dir / START_RESULTS)]
-            specs.append(RunSpec("method", info.path, info.stem, seed, info.scenario, directory, args,
-                                 weights, settings(info.path, weights)))
-    return specs
-
-
-#: the Original's metrics file in its run folder (``RetrievalEvaluation``'s ``validate`` CSV)
-START_RESULTS = RESULTS_CSV
-
-
-def retrain_spec(retrain: tuple[str, list[str]], eval_config: str, scenario: str, seed: int, out: Path,
-                 overrides: list[str], settings: dict) -> RunSpec:
-    """Retrain on forget set ``seed``: fit the finetune recipe with ``Retrain`` into the run folder, then
-    evaluate its last.ckpt with ``eval_config`` (the Original's evaluation, other start weights)."""
-    from faceunlearn.commands.retrain import RETRAIN_CLASS
-
-    finetune_config, finetune_overrides = retrain
-    directory = layout.run_dir(out, layout.retrain_stem(scenario), seed)
-    checkpoint = directory / layout.CHECKPOINTS / "last.ckpt"
-    train_args = ["--config", finetune_config, *finetune_overrides, "--model.class_path", RETRAIN_CLASS,
-                  "--data.seed", str(seed),  # its seed_everything is the Original's (the config's): same initialisation
-                  "--trainer.logger.init_args.save_dir", str(directory / "retrain_fit"),
-                  "--trainer.logger.init_args.name", "", "--trainer.logger.init_args.version", "",
-                  "--checkpoint.dirpath", str(directory / layout.CHECKPOINTS)]
-    settings = {**settings, "retrain_config": finetune_config, "retrain_config_sha256": config_sha256(finetune_config),
-                "retrain_overrides": list(finetune_overrides), "retrain_seed": "the Original's"}
-    return RunSpec("retrain", eval_config, layout.retrain_stem(scenario), seed, scenario, directory,
-                   run_args(eval_config, seed, directory, overrides, str(checkpoint)), str(checkpoint), settings,
-                   train_args=train_args)
-
-
-def own_original(scenario: str, infos: list[ConfigInfo]) -> str:
-    """The init_weights all of a scenario's configs name: it must be one existing file."""
-    named = {info.init_weights for info in infos}
-    if len(named) > 1:
-        listing = ", ".join(f"{info.path}: {info.init_weights}" for info in infos)
-        raise SystemExit(f"configs of scenario {scenario!r} start from different weights ({listing}); "
-                         "the Original must be one model: pass --finetune-config or --override "
-                         "'--model.init_args.init_weights PATH'")
-    weights = infos[0].init_weights
-    if not weights:
-        raise SystemExit(f"{infos[0].path} sets no model.init_args.init_weights, so there is no Original model "
-                         "to unlearn from: pass --finetune-config CONFIG to train one")
-    from faceunlearn.models.weights import resolve_weights_path
-
-    try:
-        exists = resolve_weights_path(weights).is_file()
-    except (ValueError, RuntimeError) as error:  # an unset $VAR, a missing extra for an alias
-        raise SystemExit(f"{infos[0].path}: {error}") from None
-    if not exists:
-        raise SystemExit(f"the Original model {weights!r} (model.init_args.init_weights of {infos[0].path}) does not "
-                         "exist: train it first, or pass --finetune-config CONFIG to train it in the sweep")
-    return weights
-
-
-def _expanded(weights: str | None) -> str | None:
-    if not weights:
-        return None
-    from faceunlearn.models.weights import resolve_weights_path
-
-    try:
-        return str(resolve_weights_path(weights))
-    except (ValueError, RuntimeError):
-        return None
-
-
-def method_configs(configs: list[str], overrides: list[str], finetune_config: str | None) -> list[ConfigInfo]:
-    """The configs' descriptions, without the finetune config and FineTune configs; stems must be unique."""
-    infos, seen = [], {}
-    for config in configs:
-        if not Path(config).is_file():
-            raise SystemExit(f"config {config!r} not found (run from the repository root)")
-        if finetune_config and Path(config).resolve() == Path(finetune_config).resolve():
-            print(f"[sweep] {config}: the finetune config (the Original model), not a method run")
-            continue
-        info = describe_config(config, overrides)
-        if info.method == "FineTune":
-            print(f"[sweep] {config}: a FineTune config trains an Original model, not an unlearning method; left out "
-                  "(pass it as --finetune-config to train the Original with it)")
-            continue
-        for reserved in (layout.ORIGINAL, layout.RETRAIN):
-            if info.stem == reserved or info.stem.startswith(reserved + "_"):
-                raise SystemExit(f"{config}: config names {reserved!r} and {reserved + '_*'!r} are reserved for the sweep's own runs")
-        if info.stem in seen:
-            raise SystemExit(f"{config} and {seen[info.stem]} have the same name {info.stem!r}: run folders are named by config")
-        seen[info.stem] = config
-        infos.append(info)
-    if not infos:
-        raise SystemExit("no unlearning config to run")
-    return infos
-
-
-# ---------------------------------------------------------------------------------- running
 def format_seconds(seconds: float) -> str:
     seconds = max(0.0, float(seconds))
     if seconds < 60:
@@ -546,126 +296,6 @@ def finish(spec: RunSpec, result: RunResult, seconds: float) -> None:
     })
 
 
-def check_attacker(audited: list[RunSpec], attacker: dict) -> None:
-    """Stop (one line) if an audit already written in these runs used another relearning attacker than
-    ``attacker`` (its ``audit.json`` settings), or has no ``audit.json`` to tell."""
-    from faceunlearn.audit import AUDIT_JSON
-
-    for spec in audited:
-        settings_file = spec.run_dir / layout.AUDIT / AUDIT_JSON
-        try:
-            theirs = json.loads(settings_file.read_text())
-        except (OSError, ValueError) as error:
-            raise SystemExit(f"the audit of {spec.name} has no readable {settings_file} ({error}), so its relearning "
-                             f"attacker is unknown: delete {settings_file.parent} to audit that run again")
-        differ = [f"{key} {theirs.get(key)!r}, not {value!r}" for key, value in attacker.items() if theirs.get(key) != value]
-        if differ:
-            raise SystemExit(f"the audit of {spec.name} used another relearning attacker ({'; '.join(differ)}): "
-                             f"pass its settings (--relearn-lrs), or delete the sweep's audit/ folders to audit again")
-
-
-def audit_one(spec: RunSpec, audit=None) -> RunResult:
-    """``faceunlearn audit`` of one finished run, as an audit RunSpec describes it (``audit_specs``)."""
-    if audit is None:
-        from faceunlearn.audit import audit
-    job = spec.audit
-    attacker = {} if job["relearn_lrs"] is None else {"relearn_lrs": tuple(job["relearn_lrs"])}
-    if job.get("relearn_steps") is not None:  # the audit's RELEARN_STEPS unless given (tests: fewer)
-        attacker["relearn_steps"] = tuple(job["relearn_steps"])
-    rows = audit(spec.config, job["checkpoint"], Path(job["folder"]), job["retrain"], audit_overrides(spec.args[2:]),
-                 references=job["references"], **attacker)
-    return RunResult("audit", {}, {"rows": len(rows) if rows is not None else 0})
-
-
-def audit_overrides(args: list[str]) -> list[str]:
-    """A run's arguments as its audit needs them: without ``--evaluation.start_results`` (the run's step-0 numbers,
-    which the audit never reads, and which no longer parse once the protocol's benchmarks changed after the run)."""
-    kept, skip = [], False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg == "--evaluation.start_results":
-            skip = True
-        elif not arg.startswith("--evaluation.start_results="):
-            kept.append(arg)
-    return kept
-
-
-def audit_specs(specs: list[RunSpec], relearn_lrs: list[float] | None = None) -> list[list[RunSpec]]:
-    """The audits still to make, as two waves of audit RunSpecs: first the first audit of each forget set
-    (scenario, seed, start weights) that has none yet, which audits the Original and Retrain; then every
-    other one, which copies those rows from its forget set's first audit when their step 0 is the same."""
-    retrain = {(spec.scenario, spec.seed): spec.run_dir / layout.CHECKPOINTS / "last.ckpt"
-               for spec in specs if spec.kind == "retrain" and layout.is_finished(spec.run_dir)}
-    first: dict[tuple, tuple[str, Path]] = {}  # (scenario, seed, start weights) → the first audited config, its folder
-    todo = []
-    for spec in specs:
-        folder = spec.run_dir / layout.AUDIT
-        if spec.kind != "method" or not layout.is_finished(spec.run_dir):
-            continue
-        group = (spec.scenario, spec.seed, spec.init_weights)
-        if (folder / "audit.csv").is_file():
-            first.setdefault(group, (spec.config, folder))
-        else:
-            todo.append((group, spec, folder))
-    waves: list[list[RunSpec]] = [[], []]
-    for group, spec, folder in todo:
-        wave, references = 1, None
-        if group not in first:
-            first[group], wave = (spec.config, folder), 0
-        elif same_start_evaluation(spec.config, first[group][0]):
-            references = str(first[group][1])
-        reference = retrain.get((spec.scenario, spec.seed))
-        job = {"checkpoint": str(spec.run_dir / layout.CHECKPOINTS / "last.ckpt"), "folder": str(folder),
-               "retrain": str(reference) if reference else None, "references": references, "relearn_lrs": relearn_lrs}
-        waves[wave].append(dataclasses.replace(spec, kind="audit", audit=job))
-    return waves
-
-
-def audit_runs(specs: list[RunSpec], audit=None, relearn_lrs: list[float] | None = None, launcher=None) -> list[Path]:
-    """``faceunlearn audit`` of every finished method run without ``<run>/audit/audit.csv`` (with the
-    same seed's Retrain when the sweep has one); returns the audit folders written, in the runs' order.
-    The first audit of a forget set audits the Original and Retrain; later ones whose step 0 is the same
-    copy them from it. ``launcher`` (``faceunlearn.experiments.launch``, as for the runs): the audits of
-    each wave run in parallel there (the first wave, then the rest); None: here, one after another.
-    ``relearn_lrs``: the relearning attacker's lr grid (default: the audit's ``RELEARN_LRS``)."""
-    from faceunlearn.audit import AUDIT_VERSION, RELEARN_LRS, RELEARN_STEPS
-
-    grid = sorted(float(lr) for lr in (RELEARN_LRS if relearn_lrs is None else relearn_lrs))
-    check_attacker([spec for spec in specs if spec.kind == "method" and (spec.run_dir / layout.AUDIT / "audit.csv").is_file()],
-                   {"audit_version": AUDIT_VERSION, "relearn_lrs": grid, "relearn_steps": list(RELEARN_STEPS)})
-    waves = audit_specs(specs, relearn_lrs)
-    written = []
-    for wave in waves:
-        if not wave:
-            continue
-        for job in wave:
-            against = job.audit["retrain"]
-            print(f"[sweep] auditing {job.name}" + (f" against {against}" if against else " (no Retrain run: Original only)"),
-                  flush=True)
-        outcomes = launcher(wave) if launcher is not None else ((job, _audit_here(job, audit), 0.0) for job in wave)
-        failures = []
-        for job, outcome, _ in outcomes:
-            if isinstance(outcome, BaseException):
-                failures.append((job, outcome))
-                if launcher is None:
-                    break  # here, the first failure stops the audits
-            else:
-                written.append(Path(job.audit["folder"]))
-        if failures:
-            job, error = failures[0]
-            raise RuntimeError(f"the audit of {job.name} failed: {error}") from error
-    order = {spec.run_dir / layout.AUDIT: index for index, spec in enumerate(specs)}
-    return sorted(written, key=lambda folder: order.get(folder, len(order)))
-
-
-def _audit_here(job: RunSpec, audit) -> RunResult | BaseException:
-    try:
-        return audit_one(job, audit)
-    except Exception as error:  # noqa: BLE001 - raised by audit_runs, with the audit's name
-        return error
-
-
 def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str | None = None,
           overrides: list[str] = (), finetune_overrides: list[str] = (), launcher=None, retrain: bool = False,
           audit: bool = False, relearn_lrs: list[float] | None = None) -> list[RunSpec]:
@@ -698,6 +328,8 @@ def sweep(configs: list[str], seeds: list[int], out: str, finetune_config: str |
                           (finetune_config, finetune_overrides) if retrain else None)
         execute(specs, launcher=launcher)
         if audit:
+            from faceunlearn.experiments.audit_waves import audit_runs
+
             audit_runs(specs, relearn_lrs=relearn_lrs, launcher=launcher)
     print(f"[sweep] all {len(specs)} runs finished in {out_dir}; tables: faceunlearn report {out_dir}")
     return specs

@@ -12,7 +12,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from faceunlearn import runfiles
+from faceunlearn.io import run_folder
 from faceunlearn.figures.png import save_png
 from faceunlearn.metrics.benchmarks import EXTENDED_SUFFIX
 
@@ -41,7 +41,7 @@ def read_scalar(run_dir, tag: str = LOSS_TAG) -> tuple[list[int], list[float]]:
 
 
 def curves_figure(history: list[dict], loss: tuple[list[int], list[float]] = ([], []), title: str | None = None) -> Figure:
-    """Loss + ``METRICS`` panels from history rows (``runfiles.read_history``) and (steps, values) of the loss."""
+    """Loss + ``METRICS`` panels from history rows (``run_folder.read_history``) and (steps, values) of the loss."""
     figure = Figure(figsize=(12, 6.5), dpi=100, layout="constrained")
     axes = figure.subplots(2, 3).ravel()
     if title:
@@ -82,7 +82,7 @@ def curves_figure(history: list[dict], loss: tuple[list[int], list[float]] = ([]
 def write_curves(run_dir, out=None) -> Path | None:
     """``<run_dir>/figures/curves.png`` (or ``out``); None if the run has neither history nor loss."""
     run_dir = Path(run_dir)
-    history, loss = runfiles.read_history(run_dir), read_scalar(run_dir)
+    history, loss = run_folder.read_history(run_dir), read_scalar(run_dir)
     if not history and not loss[0]:
         return None
-    return save_png(curves_figure(history, loss, title=str(run_dir)), out or run_dir / runfiles.FIGURES / FILENAME)
+    return save_png(curves_figure(history, loss, title=str(run_dir)), out or run_dir / run_folder.FIGURES / FILENAME)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from faceunlearn.atomic import atomic_path
+from faceunlearn.io.atomic import atomic_path
 
 DPI = 100
 

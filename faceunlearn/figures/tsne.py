@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from faceunlearn import runfiles
+from faceunlearn.io import run_folder
 from faceunlearn.figures.png import save_png
 
 #: subsets drawn with all their identities; others are capped at ``max_identities``
@@ -53,13 +53,13 @@ def tsne_2d(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def _load(snapshot) -> dict:
-    return runfiles.load_snapshot(snapshot) if isinstance(snapshot, (str, Path)) else snapshot
+    return run_folder.load_snapshot(snapshot) if isinstance(snapshot, (str, Path)) else snapshot
 
 
 def _step_of(snapshot) -> int | None:
     """The step in a snapshot's file name (``step<N>.pt``), if it is a path."""
     if isinstance(snapshot, (str, Path)):
-        match = runfiles.SNAPSHOT_NAME.fullmatch(Path(snapshot).name)
+        match = run_folder.SNAPSHOT_NAME.fullmatch(Path(snapshot).name)
         return int(match.group(1)) if match else None
     return None
 
@@ -133,7 +133,7 @@ def tsne_figure(
 
 def tsne_for_run(run_dir, max_identities: int = 10, seed: int = 0) -> Figure | None:
     """The figure of a run's first and last snapshots (``embeddings/step<N>.pt``); None without two."""
-    snapshots = runfiles.list_snapshots(run_dir)
+    snapshots = run_folder.list_snapshots(run_dir)
     if len(snapshots) < 2:
         return None
     (first, before), (last, after) = next(iter(snapshots.items())), list(snapshots.items())[-1]
@@ -149,7 +149,7 @@ def write_tsne(run_dir, out=None, max_identities: int = 10) -> Path | None:
     figure = tsne_for_run(run_dir, max_identities)
     if figure is None:
         return None
-    return save_figure(figure, out or Path(run_dir) / runfiles.FIGURES / FILENAME)
+    return save_figure(figure, out or Path(run_dir) / run_folder.FIGURES / FILENAME)
 
 
 def log_tsne_figure(run_dir, experiment=None) -> Path | None:
@@ -158,7 +158,7 @@ def log_tsne_figure(run_dir, experiment=None) -> Path | None:
     figure = tsne_for_run(run_dir)
     if figure is None:
         return None
-    path = save_figure(figure, Path(run_dir) / runfiles.FIGURES / FILENAME)
+    path = save_figure(figure, Path(run_dir) / run_folder.FIGURES / FILENAME)
     if experiment is not None:
-        experiment.add_figure(TAG, figure, global_step=max(runfiles.list_snapshots(run_dir)), close=True)
+        experiment.add_figure(TAG, figure, global_step=max(run_folder.list_snapshots(run_dir)), close=True)
     return path

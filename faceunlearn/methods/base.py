@@ -11,21 +11,15 @@ import torch
 from torch import nn
 
 from faceunlearn.data.dataset import model_input
-from faceunlearn.losses.retention import embedding_distillation_loss, relational_distillation_loss
-from faceunlearn.methods.saliency import (
-    SALIENCY_LOSSES,
-    make_saliency_loss,
-    pack_mask,
-    saliency_masks,
-    saliency_scores,
-    unpack_mask,
-)
-from faceunlearn.models import CosFaceHead, build_backbone, load_weights
+from faceunlearn.methods.optim import optimizer_and_schedule
+from faceunlearn.methods.retention import RetentionTerms, retention_weights
+from faceunlearn.methods.saliency import SALIENCY_LOSSES
+from faceunlearn.methods.saliency_mask import SaliencyMask
+from faceunlearn.models import CosFaceHead
+from faceunlearn.models.loading import build_recognizer
 from faceunlearn.models.head_imprint import class_mean_embeddings, imprinted_weights
-from faceunlearn.models.onnx_backbone import OnnxBackbone
 from faceunlearn.methods.shrink_perturb import shrink_and_perturb
-from faceunlearn.models.weights import CheckpointMismatchError, resolve_weights_path
-from faceunlearn.paths import expand_path, file_sha256
+from faceunlearn.models.weights import CheckpointMismatchError
 
 
 class TrainingImages(Protocol):
@@ -36,20 +30,13 @@ class TrainingImages(Protocol):
     def training_identity_dataloader(self) -> Iterable: ...
 
 
-class FaceModule(L.LightningModule):
+class FaceModule(RetentionTerms, L.LightningModule):
     """IResNet encoder ``f_θ`` + CosFace head; a method subclass supplies ``loss_terms``.
 
     The training loss is ``Σ loss_terms(batch) + Σ_k λ_k·R_k(retain batch)``: the method's own
     objective plus the retention terms ``retention`` selects, on D_r batches (the retain stream:
     retain training identities only, never an evaluation identity), all from one forward pass of
-    the retain batch (``faceunlearn.losses.retention``):
-
-    * ``cosface``: ``L_cos`` on the retain batch (SPEC §3, the paper's optional term; ``retain_weight``
-      is its λ);
-    * ``distill``: ``mean_i (1 − cos(f_θ(x_i), f_0(x_i)))``, embedding distillation to the frozen start
-      model ``f_0``;
-    * ``relational``: ``mean_{i≠j} (cos_θ(x_i, x_j) − cos_0(x_i, x_j))²``, the batch's pairwise cosines
-      kept at the start model's.
+    the retain batch: ``cosface``, ``distill``, ``relational`` (``faceunlearn.methods.retention.RetentionTerms``).
 
     ``f_0`` (``start_model``: the backbone and head as loaded from ``init_weights``, frozen, in eval
     mode, not checkpointed) is kept once per module and shared with methods that need it
@@ -183,32 +170,17 @@ class FaceModule(L.LightningModule):
         self.save_hyperparameters(ignore=["training_images"])
         #: whether this module's weights came from a resumed checkpoint (shrink-and-perturb is not applied again)
         self._resumed = False
+        #: (retain images, their embeddings) of the step under way (``retain_embeddings``)
+        self._step_retain: tuple[torch.Tensor, torch.Tensor] | None = None
+        network = build_recognizer(backbone, num_classes, init_weights, embedding_size, scale, margin, input_mean, input_std,
+                                   train_dropout)
+        self.backbone, self.head, self.embedding_size = network.backbone, network.head, network.embedding_size
         #: where the start weights came from and their SHA-256 (checked when a run resumes)
-        self.start_weights: dict | None = None
+        self.start_weights: dict | None = network.start_weights
         #: "checkpoint" (loaded or resumed), "imprinted" (class-mean embeddings), "trained" (from scratch,
         #: once training starts), "scratch" (no start weights: random, not yet trained) or "random"
         #: (start weights without a head, until it is imprinted)
-        self.head_source = "random" if init_weights else "scratch"
-        #: (retain images, their embeddings) of the step under way (``retain_embeddings``)
-        self._step_retain: tuple[torch.Tensor, torch.Tensor] | None = None
-        if backbone == "onnx":
-            if not init_weights:
-                raise ValueError("backbone: onnx needs model.init_args.init_weights: an .onnx file or an alias (sface)")
-            self.backbone = OnnxBackbone(resolve_weights_path(init_weights), input_mean, input_std, train_dropout)
-            if embedding_size not in (None, self.backbone.embedding_size):
-                raise ValueError(f"embedding_size={embedding_size}, but {self.backbone.source} outputs {self.backbone.embedding_size}-d embeddings")
-            embedding_size = self.backbone.embedding_size
-            self.start_weights = {"path": str(self.backbone.source), "sha256": self.backbone.source_sha256}
-        else:
-            embedding_size = embedding_size or 512
-            self.backbone = build_backbone(backbone, num_features=embedding_size)
-        self.embedding_size = embedding_size
-        self.head = CosFaceHead(embedding_size, num_classes, scale, margin)
-        if init_weights and backbone != "onnx":
-            path = expand_path(init_weights, "model.init_args.init_weights")
-            loaded = load_weights(self.backbone, self.head, path, backbone_name=backbone)
-            self.head_source = "checkpoint" if loaded.get("head") else "random"
-            self.start_weights = {"path": str(path), "sha256": file_sha256(path)}
+        self.head_source = network.head_source
         if channels_last:
             self.to(memory_format=torch.channels_last)
         # The compiled forward wraps self.backbone (same parameters); kept outside the submodules so
@@ -228,11 +200,9 @@ class FaceModule(L.LightningModule):
             self.__dict__["start_model"] = start_model  # not a submodule: neither trained nor checkpointed
         else:
             self.__dict__["start_model"] = None
-        #: SalUn masks by parameter name (True = may change); set at fit start or from a checkpoint
-        self.saliency_masks: dict[str, torch.Tensor] | None = None
-        self._saliency_fixed: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]] = []
-        #: share of trainable elements the mask keeps (logged once as ``saliency/kept_fraction``)
-        self.saliency_kept_fraction: float | None = None
+        #: SalUn's mask (``saliency_fraction``), None without one
+        self.saliency = None if saliency_fraction is None else SaliencyMask(
+            saliency_fraction, saliency_loss, saliency_noise_std, saliency_noise_draws)
 
     # -- data ----------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -263,18 +233,6 @@ class FaceModule(L.LightningModule):
         if chunk is None or len(images) <= chunk:
             return backbone(images).float()
         return torch.cat([backbone(part) for part in images.split(chunk)]).float()
-
-    def start_embeddings(self, images: torch.Tensor) -> torch.Tensor:
-        """``f_0(x)``: the frozen start model's embeddings, without gradient (once per batch and step: a
-        retention term and a forgetting term reading the same retain batch share one forward of ``f_0``)."""
-        cached = self.__dict__.get("_step_start")
-        if cached is not None and cached[0] is images:
-            return cached[1]
-        with torch.no_grad():
-            embeddings = self.embed_with(self.start_model["backbone"], images)
-        if self.training:
-            self.__dict__["_step_start"] = (images, embeddings)
-        return embeddings
 
     # -- a CosFace head for start weights that carry none ------------------------------------------
     @property
@@ -346,28 +304,6 @@ class FaceModule(L.LightningModule):
     def cosface(self, stream: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self(stream["image"]), stream["label"])
 
-    def retain_embeddings(self, retain: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The retain batch through the trained network, once per step: a method's objective that reads it
-        (Contrastive Unlearning) and the retention terms share the one forward pass."""
-        if self._step_retain is None or self._step_retain[0] is not retain["image"]:
-            self._step_retain = (retain["image"], self(retain["image"]))
-        return self._step_retain[1]
-
-    def retention_terms(self, retain: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The weighted retention terms on one retain batch (class doc); one forward pass of it."""
-        weights = self.retention_weights
-        embeddings = self.retain_embeddings(retain)
-        terms = {}
-        if "cosface" in weights:
-            terms["retain"] = weights["cosface"] * self.head(embeddings, retain["label"])
-        if {"distill", "relational"} & set(weights):
-            start = self.start_embeddings(retain["image"])
-            if "distill" in weights:
-                terms["distill"] = weights["distill"] * embedding_distillation_loss(embeddings, start)
-            if "relational" in weights:
-                terms["relational"] = weights["relational"] * relational_distillation_loss(embeddings, start)
-        return terms
-
     def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
         try:
             terms = self.loss_terms(batch)
@@ -395,75 +331,50 @@ class FaceModule(L.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         return self.validation_step(batch, batch_idx)
 
-    # -- SalUn weight saliency ----------------------------------------------------------------
+    # -- SalUn weight saliency (the SaliencyMask object holds the masks and the fixed values) -------
+    @property
+    def saliency_masks(self) -> dict[str, torch.Tensor] | None:
+        """SalUn masks by parameter name (True = may change); set at fit start or from a checkpoint."""
+        return None if self.saliency is None else self.saliency.masks
+
+    @property
+    def saliency_kept_fraction(self) -> float | None:
+        """Share of trainable elements the mask keeps (logged once as ``saliency/kept_fraction``)."""
+        return None if self.saliency is None else self.saliency.kept_fraction
+
     def compute_saliency_masks(self) -> dict[str, torch.Tensor]:
         """Masks of the top ``saliency_fraction`` of trainable elements by saliency over D_f^train."""
-        hp = self.hparams
         if self.training_images is None:
             raise RuntimeError("saliency_fraction needs the forget set: pass training_images=<the FaceDataModule> "
                                "(the CLI links it from data)")
         batches = (self.device_batch(batch) for batch in self.training_images.forget_train_dataloader())
-        loss_fn = make_saliency_loss(hp.saliency_loss, hp.saliency_noise_std, hp.saliency_noise_draws, seed=0)
-        return saliency_masks(saliency_scores(self, batches, loss_fn), hp.saliency_fraction)
+        return self.saliency.compute(self, batches)
 
     def _setup_saliency(self) -> None:
-        """Compute the masks (or keep those restored from the checkpoint) and record the fixed values."""
-        if self.saliency_masks is None:
-            masks = self.compute_saliency_masks()
-            # One mask for every process (gradients may differ in the last bit between devices).
-            packed = {name: (tuple(mask.shape), pack_mask(mask)) for name, mask in masks.items()}
-            packed = self.trainer.strategy.broadcast(packed, src=0)
-            self.saliency_masks = {name: unpack_mask(bits, shape) for name, (shape, bits) in packed.items()}
-        parameters = {name: p for name, p in self.named_parameters() if p.requires_grad}
-        if set(parameters) != set(self.saliency_masks) or any(
-            parameters[name].shape != mask.shape for name, mask in self.saliency_masks.items()
-        ):
-            raise RuntimeError(
-                "the saliency masks (from the checkpoint) do not match this model's trainable parameters; "
-                "was `freeze` or the backbone changed since they were computed?"
-            )
-        self.saliency_masks = {name: mask.to(self.device) for name, mask in self.saliency_masks.items()}
-        # (parameter, fixed-element mask, the fixed elements' values): restored after every step.
-        self._saliency_fixed = []
-        with torch.no_grad():
-            for name, parameter in parameters.items():
-                fixed = ~self.saliency_masks[name]
-                if fixed.any():
-                    self._saliency_fixed.append((parameter, fixed, parameter.detach()[fixed].clone()))
-        kept = sum(int(mask.sum()) for mask in self.saliency_masks.values())
-        total = sum(mask.numel() for mask in self.saliency_masks.values())
-        self.saliency_kept_fraction = kept / total
+        self.saliency.start(self, self.compute_saliency_masks, self.trainer.strategy.broadcast, self.device)
         for logger in self.loggers:
-            logger.log_metrics({"saliency/kept_fraction": self.saliency_kept_fraction}, step=self.global_step)
+            logger.log_metrics({"saliency/kept_fraction": self.saliency.kept_fraction}, step=self.global_step)
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        # Masked-out elements get no gradient (so gradient clipping and the optimiser see 0) ...
-        for parameter, fixed, _ in self._saliency_fixed:
-            if parameter.grad is not None:
-                parameter.grad.masked_fill_(fixed, 0.0)
+        if self.saliency is not None:
+            self.saliency.zero_fixed_gradients()
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        # ... and weight decay or momentum cannot move them either: their start values are written back.
-        with torch.no_grad():
-            for parameter, fixed, values in self._saliency_fixed:
-                parameter.masked_scatter_(fixed, values)
+        if self.saliency is not None:
+            self.saliency.restore_fixed()
 
     def on_train_end(self) -> None:
-        self._saliency_fixed = []  # drop the copies of the fixed values
+        if self.saliency is not None:
+            self.saliency.release()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["head_source"] = self.head_source
         if self.start_weights is not None:
             checkpoint["start_weights"] = self.start_weights
-        if self.saliency_masks is not None:
-            checkpoint["saliency"] = {
-                "fraction": self.hparams.saliency_fraction,
-                "loss": self.hparams.saliency_loss,
-                "masks": {
-                    name: {"shape": list(mask.shape), "bits": pack_mask(mask)} for name, mask in self.saliency_masks.items()
-                },
-            }
+        state = None if self.saliency is None else self.saliency.state()
+        if state is not None:
+            checkpoint["saliency"] = state
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._resumed = True
@@ -475,51 +386,12 @@ class FaceModule(L.LightningModule):
                 f"names {current['path']} (sha256 {current['sha256'][:12]}…): the file changed since; restore it or start a new run"
             )
         saved = checkpoint.get("saliency")
-        if saved is None or self.hparams.saliency_fraction is None:
-            return
-        settings = (self.hparams.saliency_fraction, self.hparams.saliency_loss)
-        if (saved["fraction"], saved["loss"]) != settings:
-            raise ValueError(
-                f"the checkpoint's saliency masks were computed with saliency_fraction={saved['fraction']}, "
-                f"saliency_loss={saved['loss']!r}, but this run sets {settings[0]}, {settings[1]!r}"
-            )
-        self.saliency_masks = {name: unpack_mask(entry["bits"], entry["shape"]) for name, entry in saved["masks"].items()}
+        if saved is not None and self.saliency is not None:
+            self.saliency.load(saved)
 
     # -- optimisation --------------------------------------------------------------------------
     def configure_optimizers(self):
         hp = self.hparams
-        parameters = [p for p in self.parameters() if p.requires_grad]
-        if hp.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(parameters, lr=hp.lr, weight_decay=hp.weight_decay)
-        else:
-            optimizer = torch.optim.SGD(parameters, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer else 1
-
-        def factor(step: int) -> float:
-            if step < hp.warmup_steps:
-                return (step + 1) / hp.warmup_steps
-            if hp.lr_schedule == "linear":
-                return max(0.0, 1.0 - (step - hp.warmup_steps) / max(1, total - hp.warmup_steps))
-            return 1.0
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-RETENTION_TERMS = ("cosface", "distill", "relational")
-
-
-def retention_weights(retain_weight: float, retention: dict[str, float] | None) -> dict[str, float]:
-    """The retention terms that are on, ``{name: λ > 0}``, from ``retain_weight`` (CosFace's λ) and ``retention``."""
-    retention = dict(retention or {})
-    unknown = sorted(set(retention) - set(RETENTION_TERMS))
-    if unknown:
-        raise ValueError(f"unknown retention term(s) {', '.join(unknown)}; choose from {', '.join(RETENTION_TERMS)}")
-    bad = {name: weight for name, weight in retention.items() if not (isinstance(weight, (int, float)) and weight >= 0)}
-    if bad or retain_weight < 0:
-        raise ValueError(f"retention weights must be numbers >= 0, got {bad or {'retain_weight': retain_weight}}")
-    if retain_weight > 0:
-        if retention.get("cosface", retain_weight) != retain_weight:
-            raise ValueError(f"retain_weight={retain_weight} and retention.cosface={retention['cosface']} disagree; set one of them")
-        retention["cosface"] = retain_weight
-    return {name: float(weight) for name, weight in retention.items() if weight > 0}
+        total = self.trainer.estimated_stepping_batches if self.trainer else 1
+        return optimizer_and_schedule([p for p in self.parameters() if p.requires_grad], hp.optimizer, hp.lr, hp.momentum,
+                                      hp.weight_decay, hp.warmup_steps, hp.lr_schedule, total)

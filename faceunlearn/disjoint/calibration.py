@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from faceunlearn.atomic import atomic_path, write_json_atomic
+from faceunlearn.io.atomic import atomic_path, write_json_atomic
 from faceunlearn.data.splits import split_forget_images
 from faceunlearn.metrics.checks import unit_rows
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from faceunlearn.atomic import write_text_atomic
+from faceunlearn.io.atomic import write_text_atomic
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.report import build_tables, markdown_tables, read_run
 from faceunlearn.experiments.sweep import describe_config, format_seconds, sweep
 from faceunlearn.experiments.tables import TABLE_1, TABLE_2
-from faceunlearn.reporting import write_csv
+from faceunlearn.io.tidy import write_csv
 
 DEMO_FINETUNE = "configs/demo_finetune.yaml"
 DEFAULT_CONFIGS = [f"configs/demo_{name}.yaml" for name in ("disp", "harddisp", "rl", "ga", "bs", "lu", "cu")]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from faceunlearn.atomic import write_csv_atomic
+from faceunlearn.io.atomic import write_csv_atomic
 
 HISTORY = "history.csv"
 HISTORY_COLUMNS = ("step", "benchmark", "metric", "value")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 
-from faceunlearn.atomic import write_csv_atomic
+from faceunlearn.io.atomic import write_csv_atomic
 
 TIDY_COLUMNS = ("method", "seed", "benchmark", "metric", "value")
 #: the paper's table columns: retrieval (Table 1) then compactness and centroid accuracy (Table 2)
@@ -53,3 +55,9 @@ def markdown_table(rows: list[dict]) -> str:
         f"| {method} | " + " | ".join(cell(method, b, m) for b, m in columns) + " |" for method in methods
     ]
     return "\n".join(lines)
+
+
+def read_results(path: str | os.PathLike) -> list[dict]:
+    """Tidy rows of a ``results.csv`` (value as float): what ``write_csv`` wrote."""
+    with Path(path).open(newline="") as handle:
+        return [{**row, "value": float(row["value"])} for row in csv.DictReader(handle)]
