@@ -13,7 +13,10 @@ insightface-loadable ONNX model. Those commands live in ``faceunlearn.commands``
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
@@ -119,6 +122,78 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> FaceUnlearnCLI:
         args=args,
         run=run,
     )
+
+
+# ---------------------------------------------------------------- configs read by the CLI's own parser, nothing built
+class _ParseOnly(FaceUnlearnCLI):
+    def _set_seed(self) -> None:
+        pass
+
+    def instantiate_classes(self) -> None:
+        pass
+
+
+class ConfigError(ValueError):
+    """A config file that is missing or that the CLI's parser refuses."""
+
+
+def parse_config(config: str | os.PathLike, overrides: list[str] = (), before: list[str] = ()) -> _ParseOnly:
+    """``config`` + ``overrides`` through the LightningCLI/jsonargparse parser, without building anything: the one
+    way any tool reads a config (``.config``: the composed namespace, defaults included; ``.parser``: to dump it).
+    ``before``: arguments the config may override (e.g. a model for a data-only config)."""
+    import warnings
+
+    if not Path(config).is_file():
+        raise ConfigError(f"config file {str(config)!r} does not exist")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        try:
+            return _ParseOnly(FaceModule, FaceDataModule, subclass_mode_model=True, trainer_defaults=TRAINER_DEFAULTS,
+                              args=[*before, "--config", str(config), *overrides], run=False)
+        except SystemExit as error:  # argparse's way of refusing a config
+            raise ConfigError(f"config file {str(config)!r} does not parse (see the message above)") from error
+
+
+def config_files(parsed) -> list[Path]:
+    """Every file a parsed config was read from, as jsonargparse records them: the ``--config`` files (includes first,
+    then the config) and each file-valued group (``data: protocols/x_data.yaml``), in section order."""
+    files = [Path(path.absolute) for path in parsed.get("config") or ()]
+    for value in vars(parsed).values():  # the top-level sections (keys() would flatten them)
+        where = getattr(value, "__path__", None) if value is not None else None
+        if where is not None and Path(where.absolute) not in files:
+            files.append(Path(where.absolute))
+    return files
+
+
+def plain(section) -> dict:
+    """A parsed section as a plain dict, without jsonargparse's ``__path__`` records."""
+    if hasattr(section, "as_dict"):
+        section = section.as_dict()
+    if isinstance(section, dict):
+        return {key: plain(value) for key, value in section.items() if key != "__path__"}
+    return section
+
+
+#: the model settings that change a start model's embeddings (beside its weights, the same per scenario)
+FORWARD_SETTINGS = ("backbone", "embedding_size", "input_mean", "input_std", "forward_chunk_size", "channels_last", "scale", "margin")
+
+
+@functools.lru_cache(maxsize=256)
+def same_start_evaluation(config: str, original_config: str) -> bool:
+    """Whether a method config's step-0 evaluation is its scenario's Original evaluation (made with
+    ``original_config``): the same data, benchmarks, forward settings and precision. Then the method run takes
+    the Original's numbers (``--evaluation.start_results``) and embeds only the forget benchmarks at
+    step 0, checking them against the Original's."""
+    try:
+        mine, theirs = parse_config(config).config, parse_config(original_config).config
+    except ConfigError:
+        return False
+
+    def forward(parsed):
+        init_args = plain(parsed.model.get("init_args")) or {}
+        return {key: init_args.get(key) for key in FORWARD_SETTINGS} | {"precision": parsed.trainer.get("precision")}
+
+    return all(plain(mine.get(key)) == plain(theirs.get(key)) for key in ("data", "evaluation")) and forward(mine) == forward(theirs)
 
 
 def main(argv: list[str] | None = None) -> None:

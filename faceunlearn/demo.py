@@ -16,7 +16,7 @@ from pathlib import Path
 from faceunlearn.io.atomic import write_text_atomic
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.cli import cli_main
-from faceunlearn.io.configs import same_start_evaluation
+from faceunlearn.cli import same_start_evaluation
 from faceunlearn.io.tidy import markdown_table, tidy_rows, write_csv
 
 

@@ -11,7 +11,6 @@ import yaml
 from faceunlearn.callbacks import RetrievalEvaluation
 from faceunlearn.callbacks.retrieval_evaluation import START_RESULTS_TOLERANCE
 from faceunlearn.cli import cli_main
-from faceunlearn.io.configs import ConfigFileError, read_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -29,10 +28,6 @@ def test_print_config(config, tmp_path, monkeypatch, capsys):
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
     assert "class_path: faceunlearn.methods." in printed and "benchmarks:" in printed
-    # read_config (check-disjoint, sweep digests, tune's best.yaml) composes the file as the CLI does
-    parsed = _leaves(yaml.safe_load(printed))
-    resolved = _leaves(read_config(config).document)
-    assert resolved and {key: parsed.get(key) for key in resolved} == resolved
 
 
 def _leaves(node, prefix="") -> dict:
@@ -66,15 +61,27 @@ def test_protocol_and_method_files_compose(tmp_path, monkeypatch, capsys):
     assert not repeated, f"sections repeated across configs: {sorted(repeated)}"
 
 
-def test_read_config_refuses_a_section_that_jsonargparse_would_replace(tmp_path):
+def test_tools_read_configs_through_the_clis_parser_and_list_their_files(tmp_path, capsys):
+    """check-disjoint, the sweep's digest and tune's best.yaml read a config with the CLI's own parser (no composer
+    of their own): the same values as --print_config, and the files it was composed from."""
+    from faceunlearn.cli import ConfigError, config_files, parse_config, plain
+
+    config = REPO / "configs/sface_glint_disp.yaml"
+    parsed = parse_config(config).config
+    printed = yaml.safe_load(_printed(capsys, config))
+    data = plain(parsed.data)  # (+ the subsets the CLI links from the benchmarks, which --print_config leaves out)
+    assert {key: data[key] for key in printed["data"]} == printed["data"]
+    assert plain(parsed.evaluation)["benchmarks"] == printed["evaluation"]["benchmarks"]
+    assert [path.relative_to(REPO).as_posix() for path in config_files(parsed)] == [
+        "configs/protocols/sface_glint.yaml", "configs/sface_glint_disp.yaml", "configs/protocols/sface_glint_trainer.yaml",
+        "configs/protocols/sface_glint_data.yaml", "configs/protocols/sface_glint_evaluation.yaml"]
+    # a dotted key overrides one key of the included section; the rest of that section stays the protocol's
     (tmp_path / "protocol.yaml").write_text("trainer: {max_epochs: 4, devices: 1}\n")
     (tmp_path / "method.yaml").write_text("config: protocol.yaml\ntrainer.max_epochs: 2\n")
-    assert read_config(tmp_path / "method.yaml").document == {"trainer": {"max_epochs": 2, "devices": 1}}
-    (tmp_path / "method.yaml").write_text("config: protocol.yaml\ntrainer: {max_epochs: 2}\n")
-    with pytest.raises(ConfigFileError, match="dotted keys"):
-        read_config(tmp_path / "method.yaml")
-    with pytest.raises(ConfigFileError, match="does not exist"):
-        read_config(tmp_path / "missing.yaml")
+    trainer = parse_config(tmp_path / "method.yaml", before=["--model", "faceunlearn.methods.Dispersion"]).config.trainer
+    assert (trainer.max_epochs, trainer.devices) == (2, 1)
+    with pytest.raises(ConfigError, match="does not exist"):
+        parse_config(tmp_path / "missing.yaml")
 
 
 def test_real_data_configs_say_what_is_missing(tmp_path, monkeypatch, capsys):

@@ -67,7 +67,6 @@ from faceunlearn.data.packed import SPLITS, PackedDatasetError, PackedFaces, spl
 from faceunlearn.data.forget_set import ForgetSet
 from faceunlearn.data.splits import split_forget_images
 from faceunlearn.metrics.checks import unit_rows
-from faceunlearn.io.configs import ConfigFileError, read_config
 from faceunlearn.io.paths import expand_path
 
 DEFAULT_THRESHOLD = 0.5
@@ -212,14 +211,13 @@ CONFIG_KEYS = ("root", "dataset", "extra_sources", "seed", "num_forget_identitie
 
 def forget_settings_from_config(path: str) -> dict:
     """The ``data`` section's forget-set keys (``CONFIG_KEYS``); ``$VAR`` paths expanded."""
-    config_path = Path(path)
-    if not config_path.is_file():
-        raise InputError(f"config {path!r} does not exist")
+    from faceunlearn.cli import ConfigError, parse_config, plain
+
     try:
-        data = read_config(config_path).document.get("data") or {}
-    except ConfigFileError as error:
+        # a config may hold the data section alone: any method stands in for the model it does not name
+        data = plain(parse_config(path, before=["--model", "faceunlearn.methods.Dispersion"]).config.data)
+    except ConfigError as error:
         raise InputError(str(error)) from error
-    data = data.get("init_args", data)
     settings = {key: data[key] for key in CONFIG_KEYS if data.get(key) is not None}
     try:
         if "root" in settings:

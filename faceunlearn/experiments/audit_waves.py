@@ -12,7 +12,6 @@ from pathlib import Path
 
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.plan import RunResult, RunSpec
-from faceunlearn.io.configs import same_start_evaluation
 
 
 def check_attacker(audited: list[RunSpec], attacker: dict) -> None:
@@ -64,6 +63,8 @@ def audit_specs(specs: list[RunSpec], relearn_lrs: list[float] | None = None) ->
     """The audits still to make, as two waves of audit RunSpecs: first the first audit of each forget set
     (scenario, seed, start weights) that has none yet, which audits the Original and Retrain; then every
     other one, which copies those rows from its forget set's first audit when their step 0 is the same."""
+    from faceunlearn.cli import same_start_evaluation
+
     retrain = {(spec.scenario, spec.seed): spec.run_dir / layout.CHECKPOINTS / "last.ckpt"
                for spec in specs if spec.kind == "retrain" and layout.is_finished(spec.run_dir)}
     first: dict[tuple, tuple[str, Path]] = {}  # (scenario, seed, start weights) → the first audited config, its folder

@@ -5,11 +5,9 @@ and the settings a finished run is checked against. ``faceunlearn.experiments.sw
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceunlearn.io.configs import same_start_evaluation
 from faceunlearn.experiments import layout
 from faceunlearn.io.tidy import RESULTS_CSV
 
@@ -38,21 +36,9 @@ class ConfigInfo:
 
 def describe_config(config: str, overrides: list[str] = ()) -> ConfigInfo:
     """Parse ``config`` + ``overrides`` with the LightningCLI parser, without building anything."""
-    from faceunlearn.cli import TRAINER_DEFAULTS, FaceUnlearnCLI
-    from faceunlearn.data import FaceDataModule
-    from faceunlearn.methods import FaceModule
+    from faceunlearn.cli import parse_config
 
-    class ParseOnly(FaceUnlearnCLI):
-        def _set_seed(self) -> None:
-            pass
-
-        def instantiate_classes(self) -> None:
-            pass
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=ARGS_WARNING)
-        cli = ParseOnly(FaceModule, FaceDataModule, subclass_mode_model=True, trainer_defaults=TRAINER_DEFAULTS,
-                        args=["--config", config, *overrides], run=False)
+    cli = parse_config(config, overrides)
     parsed = cli.config
     model_args = parsed.model.get("init_args") or {}
     return ConfigInfo(
@@ -84,15 +70,15 @@ def config_sha256(path: str | os.PathLike) -> str | None:
     """
     import hashlib
 
-    from faceunlearn.io.configs import ConfigFileError, read_config
+    from faceunlearn.cli import ConfigError, config_files, parse_config
 
     path = Path(path)
     if not path.is_file():
         return None
     digest = hashlib.sha256(path.read_bytes())
     try:
-        files = read_config(path).files[1:]
-    except ConfigFileError:  # a broken include or group file: the config's own bytes still identify it
+        files = [other for other in config_files(parse_config(path).config) if other.resolve() != path.resolve()]
+    except ConfigError:  # a config the parser refuses: its own bytes still identify it
         files = []
     for other in files:
         digest.update(f"\n{os.path.relpath(other, path.parent)}\n".encode())
@@ -158,6 +144,8 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
     ``original_runs``: the folder whose Original runs the method runs take their step 0 from (default ``out``;
     ``faceunlearn tune`` evaluates the Original once in ``OUT/originals`` for all its trials).
     """
+    from faceunlearn.cli import same_start_evaluation
+
     originals = originals or {}
     original_runs = out if original_runs is None else Path(original_runs)
     by_scenario: dict[str, list[ConfigInfo]] = {}

@@ -48,7 +48,6 @@ import yaml
 
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.sweep import execute, method_configs, plan_runs
-from faceunlearn.io.configs import read_config
 from faceunlearn.experiments.objectives import (  # noqa: F401 (re-exported: tune's public names)
     DEFAULT_OBJECTIVES,
     OBJECTIVES,
@@ -167,13 +166,14 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
     """``trials.csv``, ``best.yaml``, ``pareto.png`` and ``study.json`` (module doc), atomically."""
     import optuna
 
-    # includes and file-valued groups inlined: best.yaml lives elsewhere, so relative paths would break
-    document = read_config(config).document
+    from faceunlearn.cli import parse_config
+
+    method = str(parse_config(config).config.model.class_path).rsplit(".", 1)[-1]
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     chosen, front, note = pick(study, declared.constraints, declared.original, declared.rule)
     layout.write_json_atomic(out / STUDY, {
         "study": study.study_name, "storage": storage, "config": str(config),
-        "method": str(document.get("model", {}).get("class_path", "")).rsplit(".", 1)[-1],
+        "method": method,
         "seeds": list(seeds), "retention": list(declared.retention), "params": [p.key for p in params],
         "objectives": declared.objectives, "directions": declared.directions,
         "constraints": [str(c) for c in declared.constraints], "pick": declared.rule,
@@ -207,12 +207,11 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
         except ImportError as error:  # matplotlib missing: the table stands without the figure
             print(f"[tune] no Pareto figure: {error}")
 
-    for key, value in chosen.params.items():
-        node = document
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = config_value(value)
+    # the config as the CLI composes it with the picked values (the trial runs' own overrides), every group
+    # inlined: best.yaml lives elsewhere, so relative paths would break
+    picked = parse_config(config, [item for key, value in chosen.params.items() for item in (f"--{key}", str(value))])
+    document = yaml.safe_load(picked.parser.dump(picked.config, skip_none=False, skip_check=True))
+    document.pop("config", None)
     tried = "; ".join(f"{p.key}: " + ", ".join(f"{t.params[p.key]:.3g}" if isinstance(t.params[p.key], float) else str(t.params[p.key])
                                              for t in trials) for p in params)
     scores = ", ".join(f"{name} {chosen.user_attrs[name]:.4f}" for name in names)
