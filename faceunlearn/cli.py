@@ -57,6 +57,7 @@ COMMANDS = {
     "prepare": ("faceunlearn.commands.prepare", "pack a real dataset (CelebA, VGGFace2, CFP-FP, IJB-B, a folder per person)"),
     "check-disjoint": ("faceunlearn.commands.check_disjoint", "check forget identities against the held-out and distractor people"),
     "export": ("faceunlearn.commands.export", "write the unlearned network as an insightface-loadable ONNX model"),
+    "embed": ("faceunlearn.commands.embed", "a gallery (photo folders or a pack) embedded by any model, as .npz or a FAISS index"),
 }
 SUBCOMMANDS = {word: module for word, (module, _) in COMMANDS.items()}
 #: LightningCLI's commands that faceunlearn supports (``predict`` is not: embeddings come from the evaluation callback)

@@ -17,7 +17,7 @@ LAYERS = [
     {"callbacks"},
     {"cli"},
     {"audit", "disjoint"},
-    {"experiments", "demo"},
+    {"experiments", "demo", "gallery"},
     {"commands"},
     {"__main__"},
 ]
