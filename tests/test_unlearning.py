@@ -165,7 +165,7 @@ def test_lipschitz_step_lowers_the_ratio_to_the_noisy_targets(original, batches)
     the distance to the noisy embeddings of the model that made the step. The true ratio, re-measured
     with the *new* model's noisy passes on held-out noise, is not guaranteed to fall: on this 32-class
     model it rose 0.982 → 1.043 over 20 steps at lr 0.01; on the demo's Original it fell 0.725 → 0.691
-    over 7 steps (and steadily at lr 1e-3). README "Baselines" reports this."""
+    over 7 steps (and steadily at lr 1e-3). docs/methods.md reports this."""
     from faceunlearn.losses import gaussian_noise, lipschitz_loss
 
     model = _method(LipschitzUnlearning, original[0], noise_draws=3, noise_std=0.1)
