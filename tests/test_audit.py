@@ -130,3 +130,15 @@ def test_the_commands_attacker_defaults_are_the_librarys():
     from faceunlearn.commands import audit as command
 
     assert command.RELEARN_LRS == library.RELEARN_LRS and command.RELEARN_STEPS == library.RELEARN_STEPS
+
+
+def test_the_command_names_the_model_as_every_command_does(monkeypatch, tmp_path):
+    from faceunlearn import audit as library
+    from faceunlearn.commands import audit as command
+
+    seen = []
+    monkeypatch.setattr(library, "audit", lambda config, ckpt, out, *rest, **kw: seen.append((config, ckpt, out)) or [])
+    for name in ("--model", "--ckpt_path"):  # --model as in export, embed and check-disjoint; --ckpt_path: the old name
+        command.main(["--config", "c.yaml", name, str(tmp_path / "run/checkpoints/last.ckpt")])
+    assert [ckpt for _, ckpt, _ in seen] == [str(tmp_path / "run/checkpoints/last.ckpt")] * 2
+    assert seen[0][2] == str((tmp_path / "run").resolve() / "audit")

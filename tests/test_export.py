@@ -117,7 +117,7 @@ def test_refuses_to_overwrite_unless_asked(checkpoint, tmp_path, capsys):
     out = tmp_path / "model.onnx"
     out.write_text("keep me")
     with pytest.raises(SystemExit, match="already exists; pass --overwrite"):
-        main(["--ckpt", str(checkpoint[0]), "--out", str(out)])
+        main(["--model", str(checkpoint[0]), "--out", str(out)])  # the one name every command uses (--ckpt: the old one)
     assert out.read_text() == "keep me"
     main(["--ckpt", str(checkpoint[0]), "--out", str(out), "--overwrite"])
     assert "min cosine" in capsys.readouterr().out

@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="faceunlearn audit", description=__doc__.splitlines()[0],
                                      epilog="the tests and their definitions: faceunlearn.audit's docstring")
     parser.add_argument("--config", required=True, help="the run's config (its init_weights is the Original)")
-    parser.add_argument("--ckpt_path", required=True, help="the unlearned model's checkpoint (e.g. checkpoints/<run>/last.ckpt)")
+    parser.add_argument("--model", "--ckpt_path", dest="ckpt_path", required=True,
+                        help="the unlearned model's checkpoint (e.g. checkpoints/<run>/last.ckpt); --ckpt_path: the old name")
     parser.add_argument("--retrain", default=None, help="the Retrain reference's checkpoint for the same forget set (faceunlearn retrain)")
     parser.add_argument("--out", default=None, help="folder for audit.csv, audit.md and roc.png (default: the checkpoint's folder's parent/audit)")
     parser.add_argument("--override", default="", help='LightningCLI arguments, one quoted string, e.g. "--data.seed 1"')

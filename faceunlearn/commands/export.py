@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> None:
         prog="faceunlearn export",
         description="Export a backbone to ONNX for insightface (model_zoo.get_model → ArcFaceONNX).",
     )
-    parser.add_argument("--ckpt", required=True, help="faceunlearn .ckpt or insightface backbone.pth")
+    parser.add_argument("--model", "--ckpt", dest="ckpt", required=True,
+                        help="faceunlearn .ckpt or insightface backbone.pth (--ckpt: the old name)")
     parser.add_argument("--out", required=True, help="output .onnx file")
     parser.add_argument("--backbone", choices=[*DEPTHS, "iresnet_tiny"], help="architecture (default: from the checkpoint)")
     parser.add_argument("--embedding-size", type=int, help="embedding dimension (default: from the checkpoint)")
