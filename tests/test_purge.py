@@ -31,14 +31,33 @@ def _run(tmp_path):
         for step in (0, 4) for tag in ("forget", "mixed", "retain_eval")))
     (run / "figures").mkdir()
     (run / "figures/tsne.png").write_bytes(b"png")
+    # TensorBoard's copy of the t-SNE figure, beside a scalar that must survive
+    from torch.utils.tensorboard import SummaryWriter
+
+    from faceunlearn.figures.tsne import TAG
+
+    writer = SummaryWriter(str(run))
+    writer.add_scalar("forget/mAP", 0.5, 4)
+    writer.add_image(TAG, np.zeros((3, 8, 8), dtype=np.uint8), 4)
+    writer.close()
     return run
+
+
+def _tags(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    return events.Tags()
 
 
 def test_purge_finds_and_removes_every_copy(tmp_path, capsys):
     run = _run(tmp_path)
     found = {str(path.relative_to(run)) for path, _ in forget_data_files(run)}
+    events = next(run.glob("events.out.tfevents.*")).name
     assert found == {"embeddings/step0.pt", "embeddings/step4.pt", "00000/forget", "00000/mixed", "00004/forget",
-                     "00004/mixed", "figures/tsne.png"}
+                     "00004/mixed", "figures/tsne.png", events}
+    assert _tags(run)["images"] == ["embeddings/tsne"]
     before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
     main([str(tmp_path / "sweep"), "--dry-run"])
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before  # a dry run changes nothing
@@ -56,6 +75,8 @@ def test_purge_finds_and_removes_every_copy(tmp_path, capsys):
     assert config.count("embeddings {") == 2 and "retain_eval" in config and "forget" not in config
     assert (run / "history.csv").is_file()
     assert (run / "figures/tsne.png").read_bytes()[:4] == b"\x89PNG" and "redrew" in printed  # from the purged snapshots
+    tags = _tags(run)  # the event file, rewritten: no t-SNE image, the scalar kept
+    assert tags["images"] == [] and tags["scalars"] == ["forget/mAP"] and f"rewrote {run / events}" in printed
     assert purge(tmp_path / "sweep") == []  # nothing left to do
 
 

@@ -58,6 +58,47 @@ def _subsets_with_forget_rows(snapshot: dict, labels: set[int]) -> list[str]:
             if name == "forget" or any(int(label) in labels for label in data["labels"].unique().tolist())]
 
 
+def _events_with_tag(path: Path, tag: str) -> tuple[list[bytes], int]:
+    """A TensorBoard event file's records without the summaries tagged ``tag``, and how many it dropped."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto import event_pb2
+
+    kept, dropped = [], 0
+    for record in RawEventFileLoader(str(path)).Load():
+        event = event_pb2.Event.FromString(record)
+        if event.HasField("summary") and any(value.tag == tag for value in event.summary.value):
+            values = [value for value in event.summary.value if value.tag != tag]
+            dropped += 1
+            if not values:
+                continue
+            del event.summary.value[:]
+            event.summary.value.extend(values)
+            record = event.SerializeToString()
+        kept.append(record)
+    return kept, dropped
+
+
+def _tsne_event_files(run_dir: Path) -> list[Path]:
+    """The run's TensorBoard event files holding the t-SNE image (drawn from forget embeddings)."""
+    from faceunlearn.figures.tsne import TAG
+
+    return [path for path in sorted(run_dir.glob("events.out.tfevents.*")) if _events_with_tag(path, TAG)[1]]
+
+
+def _rewrite_events(path: Path, records: list[bytes]) -> None:
+    """Write ``records`` as the event file ``path``, atomically (TFRecord framing, TensorBoard's own writer)."""
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from faceunlearn.io.atomic import atomic_path
+
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            writer = RecordWriter(handle)
+            for record in records:
+                writer.write(record)
+            handle.flush()
+
+
 def forget_data_files(run_dir: str | Path) -> list[tuple[Path, str]]:
     """``(path, what)`` of every file of the run that holds forget-set data."""
     run_dir = Path(run_dir)
@@ -74,6 +115,8 @@ def forget_data_files(run_dir: str | Path) -> list[tuple[Path, str]]:
                     found.append((folder, "TensorBoard projector copy of those embeddings"))
     if found and (run_dir / run_folder.FIGURES / "tsne.png").is_file():
         found.append((run_dir / run_folder.FIGURES / "tsne.png", "t-SNE figure drawn from those embeddings"))
+    if found:
+        found += [(path, "TensorBoard event file holding that t-SNE image") for path in _tsne_event_files(run_dir)]
     return found
 
 
@@ -114,6 +157,12 @@ def purge(root: str | Path, dry_run: bool = False) -> list[str]:
 
             write_text_atomic(config, kept_text)
             done.append(f"rewrote {config} without the deleted projector entries")
+        from faceunlearn.figures.tsne import TAG
+
+        for events in _tsne_event_files(run_dir):
+            records, dropped = _events_with_tag(events, TAG)
+            _rewrite_events(events, records)
+            done.append(f"rewrote {events} without its {dropped} t-SNE image(s)")
         figure = run_dir / run_folder.FIGURES / "tsne.png"
         if figure.is_file():
             figure.unlink()
