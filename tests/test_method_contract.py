@@ -43,3 +43,5 @@ def test_one_step_of_every_method_keeps_the_contract(name, random_packed, tmp_pa
     restored.on_load_checkpoint(checkpoint)
     assert all(torch.equal(value, restored.state_dict()[key]) for key, value in after.items())
     assert checkpoint["hyper_parameters"]["retention"] == {"cosface": 0.5, "distill": 1.0, "relational": 1.0}
+    # whether the run unlearns (purge --checkpoints leaves the others alone): it trains on forget batches
+    assert checkpoint["unlearning"] == (name not in ("FineTune", "Retrain", "RetainControl")), name

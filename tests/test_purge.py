@@ -152,3 +152,20 @@ def test_purge_checkpoints_refuses_what_it_cannot_purge(tmp_path):
         purge_checkpoints(not_a_checkpoint, identities=[0])
     with pytest.raises(SystemExit):
         main([str(tmp_path / "absent"), "--checkpoints"])
+
+
+def test_purge_checkpoints_leaves_other_runs_checkpoints_unless_named(tmp_path, capsys):
+    """An Original's (or Retrain's) checkpoint is the user's model, not an unlearning run's: a folder purge skips it."""
+    run = _run(tmp_path)
+    _checkpoint(run / "checkpoints/last.ckpt")
+    original = tmp_path / "sweep/original/checkpoints/last.ckpt"
+    checkpoint = _checkpoint(original)
+    checkpoint["unlearning"] = False
+    checkpoint["FaceDataModule"] = {"forget_identities": [0, 1]}
+    torch.save(checkpoint, original)
+    before = original.read_bytes()
+    done = purge_checkpoints(tmp_path / "sweep")
+    assert original.read_bytes() == before and any(f"left {original} alone" in line for line in done)
+    assert any("zeroed the head rows" in line and "seed0" in line for line in done)
+    purge_checkpoints(original)  # named: purged
+    assert torch.load(original, weights_only=True)["state_dict"]["head.weight"][[0, 1]].abs().sum() == 0

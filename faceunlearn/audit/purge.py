@@ -218,10 +218,15 @@ def purge_checkpoints(root: str | Path, identities: list[int] | None = None, dry
     from faceunlearn.io.atomic import atomic_path
 
     root = Path(root)
-    checkpoints = [root] if root.is_file() else sorted(root.rglob("*.ckpt"))
-    plan = []
+    named = root.is_file()
+    checkpoints = [root] if named else sorted(root.rglob("*.ckpt"))
+    plan, skipped = [], []
     for path in checkpoints:  # check them all first (one at a time: a sweep's checkpoints need not fit in memory)
         checkpoint = _load_checkpoint(path)
+        if checkpoint.get("unlearning") is False and not named:  # an Original's or Retrain's: rewritten only if named
+            skipped.append(path)
+            del checkpoint
+            continue
         labels = _checkpoint_forget_identities(path, checkpoint) or set(identities or ())
         if not labels:
             raise SystemExit(f"faceunlearn purge: {path} records no forget identities (nor a done.json beside its folder); "
@@ -229,7 +234,7 @@ def purge_checkpoints(root: str | Path, identities: list[int] | None = None, dry
         _head_rows(checkpoint, path, labels)
         del checkpoint
         plan.append((path, sorted(labels)))
-    done = []
+    done = [f"left {path} alone: not an unlearning run's checkpoint (name the file to purge it)" for path in skipped]
     for path, labels in plan:
         if dry_run:
             done.append(f"would zero the head rows of {len(labels)} forget identities {labels} in {path}")

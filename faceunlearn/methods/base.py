@@ -370,6 +370,8 @@ class FaceModule(RetentionTerms, L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["head_source"] = self.head_source
+        # whether this run unlearns (trains on forget batches): `purge --checkpoints` leaves other runs' files alone
+        checkpoint["unlearning"] = any(stream.startswith("forget") for stream in self.train_streams)
         if self.start_weights is not None:
             checkpoint["start_weights"] = self.start_weights
         state = None if self.saliency is None else self.saliency.state()
