@@ -166,6 +166,13 @@ def config_files(parsed) -> list[Path]:
     return files
 
 
+@functools.lru_cache(maxsize=256)
+def composed_files(config: str, mtime_ns: int) -> tuple[Path, ...]:
+    """``config_files`` of ``config`` as it is at ``mtime_ns`` (parsed once per version of the file: a sweep digests
+    every config for every run it plans; a group file's *content* is re-read by the digest each time)."""
+    return tuple(config_files(parse_config(config).config))
+
+
 def plain(section) -> dict:
     """A parsed section as a plain dict, without jsonargparse's ``__path__`` records."""
     if hasattr(section, "as_dict"):

@@ -10,15 +10,6 @@ import pytest
 
 from faceunlearn.data.packed import PackedFacesWriter, split_code, tag_code
 
-#: the longest test files (seconds on the 2-core CPU, `pytest --durations`), handed out first: with whole files per
-#: process (`--dist loadfile`), a long file that starts last keeps one process busy while the other idles
-LONGEST_FIRST = ("test_unlearning.py", "test_ddp.py", "test_cli.py", "test_audit.py", "test_sweep.py", "test_spawn_data.py",
-                 "test_launch.py", "test_retrain.py", "test_snapshots.py", "test_tune.py", "test_retrieval.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: within a file, the written order
 
 
 def write_random_packed(root, train_identities=20, images_per_identity=12, holdout=4, distractors=5, seed=0):

@@ -70,14 +70,14 @@ def config_sha256(path: str | os.PathLike) -> str | None:
     """
     import hashlib
 
-    from faceunlearn.cli import ConfigError, config_files, parse_config
+    from faceunlearn.cli import ConfigError, composed_files
 
     path = Path(path)
     if not path.is_file():
         return None
     digest = hashlib.sha256(path.read_bytes())
     try:
-        files = [other for other in config_files(parse_config(path).config) if other.resolve() != path.resolve()]
+        files = [other for other in composed_files(str(path.resolve()), path.stat().st_mtime_ns) if other.resolve() != path.resolve()]
     except ConfigError:  # a config the parser refuses: its own bytes still identify it
         files = []
     for other in files:

@@ -38,6 +38,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import time
 import warnings
@@ -161,14 +162,30 @@ def evaluate_originals(config: str, seeds: list[int], out: Path, overrides: list
     return {spec.seed: (spec.name, spec.run_dir) for spec in specs}
 
 
+@functools.lru_cache(maxsize=32)
+def _method_of(config: str) -> str:
+    from faceunlearn.cli import parse_config
+
+    return str(parse_config(config).config.model.class_path).rsplit(".", 1)[-1]
+
+
+@functools.lru_cache(maxsize=32)
+def _composed_document(config: str, overrides: tuple[str, ...]) -> dict:
+    """The config as the CLI composes it with ``overrides`` (a trial's values), every group inlined."""
+    from faceunlearn.cli import parse_config
+
+    picked = parse_config(config, list(overrides))
+    document = yaml.safe_load(picked.parser.dump(picked.config, skip_none=False, skip_check=True))
+    document.pop("config", None)
+    return document
+
+
 def write_outputs(study, config: str, params: list[Param], seeds: list[int], out: Path, storage: str | None,
                   declared: Declared) -> None:
     """``trials.csv``, ``best.yaml``, ``pareto.png`` and ``study.json`` (module doc), atomically."""
     import optuna
 
-    from faceunlearn.cli import parse_config
-
-    method = str(parse_config(config).config.model.class_path).rsplit(".", 1)[-1]
+    method = _method_of(config)
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     chosen, front, note = pick(study, declared.constraints, declared.original, declared.rule)
     layout.write_json_atomic(out / STUDY, {
@@ -209,9 +226,7 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
 
     # the config as the CLI composes it with the picked values (the trial runs' own overrides), every group
     # inlined: best.yaml lives elsewhere, so relative paths would break
-    picked = parse_config(config, [item for key, value in chosen.params.items() for item in (f"--{key}", str(value))])
-    document = yaml.safe_load(picked.parser.dump(picked.config, skip_none=False, skip_check=True))
-    document.pop("config", None)
+    document = _composed_document(config, tuple(item for key, value in chosen.params.items() for item in (f"--{key}", str(value))))
     tried = "; ".join(f"{p.key}: " + ", ".join(f"{t.params[p.key]:.3g}" if isinstance(t.params[p.key], float) else str(t.params[p.key])
                                              for t in trials) for p in params)
     scores = ", ".join(f"{name} {chosen.user_attrs[name]:.4f}" for name in names)
