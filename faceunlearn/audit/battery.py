@@ -174,14 +174,14 @@ def basin(model, original, data) -> dict[str, float]:
     follows weight distance and the loss of linear connectivity): the relative L2 distance of the embedding
     network's weights, and forget retrieval at the weight midpoint ``(θ + θ_0)/2``. A model that only hid the
     forgotten people sits close, and its midpoint retrieves them again."""
+    from faceunlearn.methods.weight_space import midpoint_weights, relative_distance
+
     theirs = dict(original.backbone.state_dict())
     mine = model.backbone.state_dict()
-    floats = [name for name, value in mine.items() if value.is_floating_point()]
-    difference = sum(float((mine[name].float() - theirs[name].float()).square().sum()) for name in floats)
-    size = sum(float(theirs[name].float().square().sum()) for name in floats)
+    floats = {name: value for name, value in mine.items() if value.is_floating_point()}
     midpoint = copy.deepcopy(model)
-    midpoint.backbone.load_state_dict({name: (mine[name] + theirs[name]) / 2 if name in floats else mine[name] for name in mine})
+    midpoint.backbone.load_state_dict({**mine, **midpoint_weights(floats, theirs)})
     again = embed_subsets(midpoint, data, ("forget", "forget_test"))
     at_midpoint = retrieval(again["forget_test"], again["forget"])
-    return {"weight_distance": (difference / max(size, 1e-30)) ** 0.5, "midpoint_forget_mAP": at_midpoint["mAP"],
+    return {"weight_distance": float(relative_distance(floats, theirs)), "midpoint_forget_mAP": at_midpoint["mAP"],
             "midpoint_forget_R@1": at_midpoint["R@1"]}

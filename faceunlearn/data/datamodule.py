@@ -37,11 +37,6 @@ SOURCE_SEPARATOR = ":"
 SOURCE_OFFSET_BITS = 40
 
 
-def recorded_forget_identities(checkpoint: dict) -> list[int] | None:
-    """``ForgetSet.recorded``: the forget identities a checkpoint's DataModule recorded, or None."""
-    return ForgetSet.recorded(checkpoint)
-
-
 class FaceDataModule(TrainingStreams, L.LightningDataModule):
     """Reads one packed dataset (``faceunlearn.data.packed``) and serves every split a method needs.
 
