@@ -44,6 +44,7 @@ TRAINER_DEFAULTS = {
 
 #: ``faceunlearn <word> ...`` commands beside LightningCLI's fit/validate/test: word -> (module with ``main(argv)``, one line)
 COMMANDS = {
+    "unlearn": ("faceunlearn.commands.unlearn", "remove people from your recognizer in one command: unlearn, audit, export, purge, report"),
     "demo": ("faceunlearn.commands.demo", "synthetic faces -> Original -> Dispersion (paper recipe and selected) -> results table"),
     "compare": ("faceunlearn.commands.compare", "every method on one forget set: the paper's Tables 1 and 2"),
     "sweep": ("faceunlearn.commands.sweep", "method configs x forget sets from one Original, resumable"),

@@ -74,7 +74,7 @@ def test_tools_read_configs_through_the_clis_parser_and_list_their_files(tmp_pat
     assert plain(parsed.evaluation)["benchmarks"] == printed["evaluation"]["benchmarks"]
     assert [path.relative_to(REPO).as_posix() for path in config_files(parsed)] == [
         "configs/protocols/sface_glint.yaml", "configs/sface_glint_disp.yaml", "configs/protocols/sface_glint_trainer.yaml",
-        "configs/protocols/sface_glint_data.yaml", "configs/protocols/sface_glint_evaluation.yaml"]
+        "configs/methods/sface_disp_selected.yaml", "configs/protocols/sface_glint_data.yaml", "configs/protocols/sface_glint_evaluation.yaml"]
     # a dotted key overrides one key of the included section; the rest of that section stays the protocol's
     (tmp_path / "protocol.yaml").write_text("trainer: {max_epochs: 4, devices: 1}\n")
     (tmp_path / "method.yaml").write_text("config: protocol.yaml\ntrainer.max_epochs: 2\n")
@@ -106,6 +106,7 @@ def test_real_data_configs_say_what_is_missing(tmp_path, monkeypatch, capsys):
         main(["fit", "--config", str(REPO / "configs/disp_celeba.yaml")])
 
 
+@pytest.mark.slow
 def test_lightning_console_script_runs_our_cli_without_faiss_insightface_or_onnxruntime():
     import os
 

@@ -11,6 +11,8 @@ import pytest
 from conftest import write_random_packed
 
 REPO = Path(__file__).resolve().parents[1]
+# several interpreters: the slow tier (`make test-all`)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -117,6 +117,7 @@ def test_the_sweep_command_parses_launchers(monkeypatch, tmp_path):
     assert seen.pop("relearn_lrs") == [1e-4, 1e-3]
 
 
+@pytest.mark.slow
 def test_a_real_run_in_its_own_process_returns_its_result_by_file(tmp_path, random_packed):
     """The subprocess path itself (python -m faceunlearn.experiments.launch): the Original's evaluation
     of a tiny random-init model, its RunResult back through the run folder, the hand-over files removed."""

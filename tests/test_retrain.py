@@ -26,6 +26,7 @@ def test_retrain_arguments():
         retrain_args(["--data.seed", "3"])
 
 
+@pytest.mark.slow
 def test_retrain_command_config():
     out = subprocess.run([sys.executable, "-m", "faceunlearn.cli", "retrain", "--config", FINETUNE, "--data.seed", "2",
                           "--print_config"], capture_output=True, text=True, cwd=REPO, check=True).stdout

@@ -3,6 +3,7 @@
 import pickle
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -29,6 +30,7 @@ def test_a_packed_dataset_pickles_small_and_reopens_its_memory_map(tmp_path):
     assert len(pickle.dumps(FaceImages(view, datamodule.rows["retain"]))) < 1_000_000
 
 
+@pytest.mark.slow  # spawned interpreters: the slow tier
 def test_spawned_workers_give_the_batches_of_the_main_process(tmp_path):
     packed = write_random_packed(tmp_path / "packed", train_identities=12, images_per_identity=8)
     rows = packed.select(split="train")

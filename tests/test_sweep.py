@@ -261,6 +261,7 @@ def test_missing_original_and_other_sweeps_are_refused(fake, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- real runs
+@pytest.mark.slow
 def test_tiny_real_sweep(tmp_path, random_packed, capsys):
     """1 method × 2 forget sets (+ Retrain) on tiny noise data, then a second invocation that skips everything."""
     data = ["--data.root", str(random_packed.root), "--data.synthetic", "null", "--data.eval_retain_identities", "4",

@@ -63,14 +63,23 @@ def retrieval(queries, gallery, distractors=None) -> dict[str, float]:
     return {"mAP": out["mAP"], "R@1": out["R@1"]}
 
 
+def main_or_pooled(embedded: Embedded, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The main source's subset ``name`` (the forgotten people's own domain), or, where the main source has none (your
+    own photos with a separate held-out folder), every source's pooled."""
+    main = embedded.get(name)
+    return main if main is not None and len(main[0]) else pooled(embedded, name)
+
+
 def _verification(embedded: Embedded) -> tuple[dict, dict]:
     """1:1 verification of the forget identities (thresholds on the main source's held-out impostor pairs, the
-    forgotten people's own domain) and of every held-out person pooled across sources (their own pairs)."""
+    forgotten people's own domain; where the main source holds no held-out people, as with your own photos and a
+    separate held-out folder, every source's held-out people) and of every held-out person pooled across sources
+    (their own pairs)."""
     from faceunlearn.metrics.verification import FARS, pair_scores, roc_curve_points, tar_at_far
 
     forget_genuine, _ = pair_scores(*embedded["forget"][:2])
-    _, impostor = pair_scores(*embedded["holdout"][:2])
     pooled_genuine, pooled_impostor = pair_scores(*pooled(embedded, "holdout")[:2])
+    _, impostor = pair_scores(*main_or_pooled(embedded, "holdout")[:2])
     results, curves = {}, {}
     for name, genuine, impostors in (("verify_forget", forget_genuine, impostor),
                                      ("verify_retain", pooled_genuine, pooled_impostor)):
@@ -84,6 +93,8 @@ def _membership(embedded: Embedded, seed: int) -> dict[str, dict[str, float]]:
     from faceunlearn.audit.attacks import attack_auc, fit_membership_attack, identity_scores, identity_view, matched_rows, membership_features
 
     names = ("retain_eval", "holdout_gallery", "holdout_query", "forget_train", "forget_test")
+    embedded = {**embedded, "holdout_gallery": main_or_pooled(embedded, "holdout_gallery"),
+                "holdout_query": main_or_pooled(embedded, "holdout_query")}
     rows, per_identity = matched_rows({name: embedded[name][1] for name in names}, seed)
     features = {name: membership_features(embedded[name][0][rows[name]], embedded[name][1][rows[name]]) for name in names}
     attack = fit_membership_attack(features["retain_eval"], features["holdout_gallery"])
@@ -149,11 +160,12 @@ def audit_model(model, data, embedded: Embedded, original: Embedded, seed: int, 
         results["heldout_pooled_extended"] = retrieval(heldout_query, heldout_gallery, distractors)
 
     # 1:N open-set identification
-    enrol_gallery = embedded["holdout_gallery"]
+    enrol_gallery = main_or_pooled(embedded, "holdout_gallery")
     enrol = torch.cat([forget_train[0], enrol_gallery[0]]), torch.cat([forget_train[1], enrol_gallery[1]])
-    for name, (probes, probe_labels) in (("identify_forget", forget_test[:2]), ("identify_retain", embedded["holdout_query"][:2])):
+    retain_probes = main_or_pooled(embedded, "holdout_query")
+    for name, (probes, probe_labels) in (("identify_forget", forget_test[:2]), ("identify_retain", retain_probes[:2])):
         results[name] = open_set_identification(enrol[0], enrol[1], probes, probe_labels, retain_eval[0],
-                                                embedded.get("distractors", (torch.zeros(0, forget[0].shape[1]),))[0])
+                                                main_or_pooled(embedded, "distractors")[0].reshape(-1, forget[0].shape[1]))
 
     results.update(_membership(embedded, seed))
 
@@ -178,6 +190,10 @@ def basin(model, original, data) -> dict[str, float]:
 
     theirs = dict(original.backbone.state_dict())
     mine = model.backbone.state_dict()
+    if {n: v.shape for n, v in mine.items()} != {n: v.shape for n, v in theirs.items()}:
+        # two recognizers of different architectures (e.g. ONNX files audited as a pair): no common weight space
+        nan = float("nan")
+        return {"weight_distance": nan, "midpoint_forget_mAP": nan, "midpoint_forget_R@1": nan}
     floats = {name: value for name, value in mine.items() if value.is_floating_point()}
     midpoint = copy.deepcopy(model)
     midpoint.backbone.load_state_dict({**mine, **midpoint_weights(floats, theirs)})

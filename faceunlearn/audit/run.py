@@ -105,16 +105,20 @@ def reference_results(folder: str | Path, settings: dict) -> tuple[list[dict], d
     return rows, curves
 
 
-def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = None, overrides: list[str] = (),
+def audit(config: str, ckpt_path: str | None, out: str | Path, retrain: str | None = None, overrides: list[str] = (),
           relearn_steps=RELEARN_STEPS, relearn_lrs=RELEARN_LRS, references: str | Path | None = None,
-          progress: bool = True) -> list[dict]:
+          progress: bool = True, after_weights: str | None = None, after_name: str = "Unlearned") -> list[dict]:
     """Audit one run (see the module doc); writes ``audit.csv``, ``audit.md``, ``roc.png`` and ``audit.json`` to ``out``.
 
     The checkpoints must belong to the config: their recorded forget identities (and the method's start
     weights, by SHA-256) must be the config's, or ``AuditInputError`` says which differ. ``references``: an
     earlier audit of the same forget set (a sweep's first) whose Original and Retrain rows are copied instead of
     audited again when its settings match (``REUSE_KEYS``: forget set, start weights' and Retrain's SHA-256,
-    attacker)."""
+    attacker).
+
+    ``after_weights`` instead of ``ckpt_path``: audit any recognizer file (ONNX, ``.pth``, ``sface``) against the config's
+    start weights, whoever produced it, as ``after_name`` (``faceunlearn audit --before A --after B``): it records no
+    forget set to check, so the caller vouches that it was meant to forget the config's."""
     from faceunlearn.io.atomic import write_text_atomic
     from faceunlearn.cli import cli_main
     from faceunlearn.io.paths import file_sha256
@@ -127,17 +131,26 @@ def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = No
     data.setup("validate")
     seed = int(data.hparams.seed)
     forget_identities = sorted(int(i) for i in data.forget_identity_ids)
-    check_checkpoint(ckpt_path, "the audited", config, forget_identities, model.start_weights)
+    if (ckpt_path is None) == (after_weights is None):
+        raise ValueError("audit: give the audited model as ckpt_path (a faceunlearn checkpoint) or after_weights, not both")
+    if ckpt_path is not None:
+        check_checkpoint(ckpt_path, "the audited", config, forget_identities, model.start_weights)
     if retrain:
         check_checkpoint(retrain, "the Retrain", config, forget_identities, None)
-    method = type(model).__name__
+    method = type(model).__name__ if ckpt_path is not None else after_name
     models = {"Original": copy.deepcopy(model)}
-    load_model_weights(model, ckpt_path)
+    if ckpt_path is not None:
+        load_model_weights(model, ckpt_path)
+    else:  # the same config, started from the other file: the same data, evaluation and attacker
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            model = cli_main(["--config", config, *overrides, "--model.init_args.init_weights", str(after_weights)], run=False).model
     models[method] = model
     if retrain:
         models["Retrain"] = copy.deepcopy(model)
         load_model_weights(models["Retrain"], retrain)
-    settings = {"audit_version": AUDIT_VERSION, "config": str(config), "ckpt_path": str(ckpt_path), "seed": seed,
+    settings = {"audit_version": AUDIT_VERSION, "config": str(config), "ckpt_path": ckpt_path and str(ckpt_path), "seed": seed,
+                "after_weights": after_weights and str(after_weights),
                 "forget_identities": forget_identities,
                 "init_weights": None if model.hparams.init_weights is None else str(model.hparams.init_weights),
                 "start_weights_sha256": (model.start_weights or {}).get("sha256"),
@@ -170,15 +183,17 @@ def audit(config: str, ckpt_path: str, out: str | Path, retrain: str | None = No
               out / ROC_CSV)
     from faceunlearn.audit.purge import forget_data_files
 
-    run_dir = Path(ckpt_path).resolve().parent.parent  # <run>/checkpoints/last.ckpt
-    leftovers = forget_data_files(run_dir)
-    markdown = audit_markdown(rows, f"{config} @ {ckpt_path}")
-    markdown += f"\n## Files of {run_dir} that hold forget-set data\n\n"
-    markdown += "\n".join(f"* `{path}`: {what}" for path, what in leftovers) if leftovers else "None."
-    markdown += ("\n\n(`faceunlearn purge` removes them. The checkpoint's CosFace head keeps one weight row per "
-                 "training identity, forget identities included: a template of each forgotten person, kept because "
-                 "resuming reads it (no audit test reads it); `faceunlearn purge --checkpoints` zeroes those rows "
-                 "once the run need not resume.)\n")
+    markdown = audit_markdown(rows, f"{config} @ {ckpt_path or after_weights}")
+    leftovers = []
+    if ckpt_path is not None:
+        run_dir = Path(ckpt_path).resolve().parent.parent  # <run>/checkpoints/last.ckpt
+        leftovers = forget_data_files(run_dir)
+        markdown += f"\n## Files of {run_dir} that hold forget-set data\n\n"
+        markdown += "\n".join(f"* `{path}`: {what}" for path, what in leftovers) if leftovers else "None."
+        markdown += ("\n\n(`faceunlearn purge` removes them. The checkpoint's CosFace head keeps one weight row per "
+                     "training identity, forget identities included: a template of each forgotten person, kept because "
+                     "resuming reads it (no audit test reads it); `faceunlearn purge --checkpoints` zeroes those rows "
+                     "once the run need not resume.)\n")
     for path, what in leftovers:
         print(f"[audit] holds forget-set data: {path} ({what})")
     write_text_atomic(out / "audit.md", markdown)

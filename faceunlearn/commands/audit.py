@@ -1,4 +1,5 @@
-"""``faceunlearn audit``: verification, identification and attacks of one run against the Original and Retrain (``faceunlearn.audit``)."""
+"""``faceunlearn audit``: verification, identification and attacks of an unlearned model against the Original (and Retrain);
+or of any two recognizers on your photo folders (``--before A --after B``, ``faceunlearn.workflow.pair``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,18 @@ RELEARN_LRS = (1e-5, 1e-4, 1e-3)
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="faceunlearn audit", description=__doc__.splitlines()[0],
                                      epilog="the tests and their definitions: faceunlearn.audit's docstring")
-    parser.add_argument("--config", required=True, help="the run's config (its init_weights is the Original)")
-    parser.add_argument("--model", "--ckpt_path", dest="ckpt_path", required=True,
-                        help="the unlearned model's checkpoint (e.g. checkpoints/<run>/last.ckpt); --ckpt_path: the old name")
+    run = parser.add_argument_group("a faceunlearn run (--config and --model)")
+    run.add_argument("--config", help="the run's config (its init_weights is the Original)")
+    run.add_argument("--model", "--ckpt_path", dest="ckpt_path",
+                     help="the unlearned model's checkpoint (e.g. checkpoints/<run>/last.ckpt); --ckpt_path: the old name")
+    pair = parser.add_argument_group("any two recognizers, whoever produced them (--before and --after)")
+    pair.add_argument("--before", help="the recognizer before unlearning: an ONNX file, a .pth (with --backbone) or 'sface'")
+    pair.add_argument("--after", help="the recognizer after unlearning (same kinds)")
+    pair.add_argument("--forget", nargs="+", help="the forgotten people: person folders, or folder names in --people")
+    pair.add_argument("--people", help="folder of person folders: the forgotten people and people the after-model kept")
+    pair.add_argument("--heldout", help="folder of person folders neither model was unlearned on")
+    pair.add_argument("--aligned", action="store_true", help="the photos are aligned 112x112 ArcFace crops")
+    pair.add_argument("--backbone", help="the architecture of .pth models, e.g. iresnet50")
     parser.add_argument("--retrain", default=None, help="the Retrain reference's checkpoint for the same forget set (faceunlearn retrain)")
     parser.add_argument("--out", default=None, help="folder for audit.csv, audit.md and roc.png (default: the checkpoint's folder's parent/audit)")
     parser.add_argument("--override", default="", help='LightningCLI arguments, one quoted string, e.g. "--data.seed 1"')
@@ -27,6 +37,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from pathlib import Path
 
+    if args.before or args.after:
+        if args.config or args.ckpt_path:
+            parser.error("--before/--after audit two recognizers; --config/--model audit a run: not both")
+        if not (args.before and args.after and args.forget):
+            parser.error("--before, --after and --forget go together")
+        from faceunlearn.workflow.inputs import UnlearnInputError
+        from faceunlearn.workflow.pair import audit_models
+
+        try:
+            audit_models(args.before, args.after, args.forget, args.people, args.heldout, args.out or "audit",
+                         aligned=args.aligned, backbone=args.backbone)
+        except UnlearnInputError as error:
+            raise SystemExit(f"faceunlearn audit: error: {error}") from None
+        return
+    if not (args.config and args.ckpt_path):
+        parser.error("give --config and --model (a run), or --before, --after and --forget (two recognizers)")
     from faceunlearn import audit as library
 
     out = args.out or str(Path(args.ckpt_path).resolve().parent.parent / "audit")

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="faceunlearn-embed-") as scratch:
             pack = args.pack
             if args.root is not None:
-                from faceunlearn.commands.prepare import build_parser as prepare_parser
+                from faceunlearn.prepare.arguments import build_parser as prepare_parser
                 from faceunlearn.prepare.job import prepare
 
                 words = ["folder", "--root", args.root, "--out", str(Path(scratch) / "pack"), "--split", "holdout", "--no-progress"]

@@ -48,3 +48,12 @@ def prepare(args) -> Summary:
         progress=not args.no_progress,
         restart=args.restart,
     )
+
+
+def run(argv: list[str] | None = None) -> Summary:
+    """``faceunlearn prepare`` without the exit handling: parse ``argv``, run the job, print and return its summary."""
+    from faceunlearn.prepare.arguments import build_parser
+
+    summary = prepare(build_parser().parse_args(argv))
+    print("\n".join(summary.lines()))
+    return summary

@@ -1,0 +1,140 @@
+"""``faceunlearn unlearn`` / ``faceunlearn.unlearn`` and ``faceunlearn.audit_models``: the input checks (one line each),
+the recipe's arguments, and (slow tier) one command end to end on generated faces, whose exported model audited as a
+pair of ONNX files gives the run's own audit numbers."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceunlearn.workflow.inputs import MIN_FORGET_PHOTOS, UnlearnInputError, check_faces, check_request
+from faceunlearn.workflow.run import data_overrides, model_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _folders(root: Path, people: dict[str, int]) -> Path:
+    for name, count in people.items():
+        (root / name).mkdir(parents=True)
+        for index in range(count):
+            (root / name / f"{index}.png").write_bytes(b"not read by the checks")
+    return root
+
+
+def test_bad_requests_get_one_line_each(tmp_path):
+    people = _folders(tmp_path / "people", {"alice": 6, "bob": 3, "carol": 5, "dave": 5})
+    heldout = _folders(tmp_path / "heldout", {"erin": 4, "alice": 4})
+    cases = [
+        (["zoe"], None, r"unknown person zoe: no such folder in .*people \(its people: alice, bob, carol, dave\)"),
+        (["bob"], None, rf"too few photos of bob \(3\): a person to forget needs at least {MIN_FORGET_PHOTOS}"),
+        (["alice"], heldout, r"alice is both to forget \(--forget\) and held out"),
+        (["alice", "alice"], None, "--forget names alice more than once"),
+        (["alice", "carol", "dave"], None, "holds 1 people besides those to forget: at least 2"),
+        ([], None, "--forget names nobody"),
+    ]
+    for forget, held, message in cases:
+        with pytest.raises(UnlearnInputError, match=message) as raised:
+            check_request(people, forget, held)
+        assert "\n" not in str(raised.value)
+    with pytest.raises(UnlearnInputError, match="--people .*nowhere: no such folder"):
+        check_request(tmp_path / "nowhere", ["alice"])
+    request = check_request(people, ["alice"], tmp_path / "heldout" / "..")  # a folder whose person folders are people/heldout
+    assert request.kept == ["bob", "carol", "dave"] and request.people["alice"] == 6
+    # after detection, photos without a face do not count
+    request = check_request(people, ["alice"])
+    with pytest.raises(UnlearnInputError, match=r"too few faces found for alice \(3 of 6 photos\)"):
+        check_faces(request, {"alice": 3, "bob": 3, "carol": 5, "dave": 5}, {})
+    check_faces(request, {"alice": 4, "bob": 3, "carol": 5, "dave": 0}, {})
+
+
+def test_the_recipe_gets_batches_from_the_head_count_and_ids_not_names(tmp_path):
+    two = data_overrides(tmp_path / "people", tmp_path / "heldout", [3, 7], num_kept_faces=12)
+    value = dict(zip(two[::2], two[1::2]))
+    assert value["--data.batch_size"] == "8" and value["--data.images_per_identity"] == "4"  # P = 2 people x K = 4
+    assert value["--data.retain_batch_size"] == "12"  # no larger than the kept people's photos
+    assert json.loads(value["--data.forget_identities"]) == [3, 7]  # ids: no name enters a config or checkpoint
+    assert json.loads(value["--data.extra_sources"]) == {"heldout": str(tmp_path / "heldout")}
+    seven = dict(zip(*[iter(data_overrides(tmp_path / "p", None, list(range(7)), 500))] * 2))
+    assert seven["--data.batch_size"] == "20" and seven["--data.retain_batch_size"] == "20"  # the recipe's 5 x 4
+    assert seven["--data.extra_sources"] == "null" and seven["--evaluation"].endswith("own_evaluation_no_heldout.yaml")
+    with pytest.raises(UnlearnInputError, match="no such file"):
+        model_overrides(str(tmp_path / "missing.onnx"), None)
+    weights = tmp_path / "backbone.pth"
+    weights.write_bytes(b"")
+    with pytest.raises(UnlearnInputError, match="name its architecture with --backbone"):
+        model_overrides(str(weights), None)
+    assert model_overrides(str(weights), "iresnet50")[-2:] == ["--model.init_args.backbone", "iresnet50"]
+    assert model_overrides("sface", None) == ["--model.init_args.init_weights", "sface"]
+
+
+def test_the_api_is_importable_from_the_top_and_lazy():
+    import subprocess
+    import sys
+
+    code = ("import sys, faceunlearn; assert 'torch' not in sys.modules; "
+            "from faceunlearn import unlearn, audit_models, UnlearnResult; print(unlearn.__module__, audit_models.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["faceunlearn.workflow.run", "faceunlearn.workflow.pair"]
+
+
+def write_photo_folders(root: Path) -> Path:
+    """Generated faces as PNG files in person folders (aligned 112x112), and a tiny ONNX recognizer."""
+    from PIL import Image
+
+    from faceunlearn.data.packed import PackedFaces
+    from faceunlearn.data.synthetic import build_synthetic_dataset
+    from tests.onnx_fixtures import write_tiny_recognizer
+
+    build_synthetic_dataset(root / "pack", num_train_identities=10, images_per_train_identity=8, num_holdout_identities=6,
+                            holdout_frontal=3, holdout_profile=1, num_distractor_identities=2, images_per_distractor=2, seed=0)
+    pack = PackedFaces.open(root / "pack")
+    for split, folder in (("train", "people"), ("holdout", "heldout")):
+        for row in pack.select(split):
+            person = root / folder / f"person{int(pack.identities[row]):02d}"
+            person.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(pack.images[row])).save(person / f"{int(pack.image_ids[row])}.png")
+    return write_tiny_recognizer(root / "tiny.onnx")
+
+
+@pytest.mark.slow
+def test_one_command_unlearns_audits_exports_purges_and_reports(tmp_path):
+    from faceunlearn import audit_models, unlearn
+
+    model = write_photo_folders(tmp_path)
+    out = tmp_path / "out"
+    # the tiny random recognizer finds everyone alike (cosines up to 0.95): the disjointness threshold is raised
+    result = unlearn(str(model), tmp_path / "people", ["person00", "person01"], tmp_path / "heldout", out, aligned=True,
+                     disjoint_threshold=0.99, progress=False)
+    assert result.model == out / "model.onnx" and result.model.stat().st_size > 10_000
+    report = result.report.read_text()
+    assert "**Forgotten:** 2 people (16 photos with a face)" in report and "person0" not in report  # counts, never names
+    assert "person0" not in result.model_card.read_text()
+    forget = result.metrics["retrieval mAP"]
+    assert forget["after"] < forget["before"] and forget["chance"] < forget["after"]  # it forgot, down towards chance
+    for label in ("relearning, 100 steps, strongest lr: mAP", "membership inference AUC (50 = chance)",
+                  "held-out people: verification TAR @ FAR 1e-3"):
+        assert result.metrics[label]["before"] is not None and result.metrics[label]["after"] is not None, label
+    # purged: no forget embedding, no people crops, no head row of a forgotten person, no name in any run file
+    assert not list((out / "work/packs").glob("train-*")) and list((out / "work/packs").glob("holdout-*"))
+    import torch
+
+    checkpoint = torch.load(out / "work/runs/own_disp/seed0/checkpoints/last.ckpt", weights_only=True)
+    assert checkpoint["state_dict"]["head.weight"][[0, 1]].abs().sum() == 0 and not checkpoint.get("optimizer_states")
+    for path in (out / "work/runs").rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".json", ".csv", ".md"):
+            assert "person00" not in path.read_text(errors="ignore"), path
+    # a rerun finds every step done
+    again = unlearn(str(model), tmp_path / "people", ["person00", "person01"], tmp_path / "heldout", out, aligned=True,
+                    disjoint_threshold=0.99, progress=False)
+    assert again.metrics == result.metrics
+    with pytest.raises(UnlearnInputError, match="another request's run"):
+        unlearn(str(model), tmp_path / "people", ["person02"], tmp_path / "heldout", out, aligned=True, progress=False)
+    # the same two models as a pair of ONNX files (faceunlearn audit --before --after): the run's audit numbers where
+    # no training is involved (the exported graph trains differently from the converted original, so relearning may not)
+    pair = audit_models(str(model), str(result.model), [str(tmp_path / "people/person00"), str(tmp_path / "people/person01")],
+                        heldout=tmp_path / "heldout", out=tmp_path / "pair", aligned=True, progress=False)
+    for label in ("retrieval mAP", "retrieval R@1 (nearest photo is the same person)", "verification TAR @ FAR 1e-3",
+                  "old gallery (not re-enrolled): mAP", "membership inference AUC (50 = chance)"):
+        assert pair[label]["before"] == pytest.approx(result.metrics[label]["before"], abs=1e-3), label
+        assert pair[label]["after"] == pytest.approx(result.metrics[label]["after"], abs=2e-2), label
+    assert (tmp_path / "pair/report.md").read_text().startswith("# faceunlearn audit: report")
