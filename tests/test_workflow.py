@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceunlearn.workflow.inputs import MIN_FORGET_PHOTOS, UnlearnInputError, check_faces, check_request
+from faceunlearn.workflow.inputs import (MIN_FORGET_PHOTOS, UnlearnInputError, aligned_folders, aligned_option, check_faces,
+                                         check_request)
 from faceunlearn.workflow.run import data_overrides, model_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +46,23 @@ def test_bad_requests_get_one_line_each(tmp_path):
     with pytest.raises(UnlearnInputError, match=r"too few faces found for alice \(3 of 6 photos\)"):
         check_faces(request, {"alice": 3, "bob": 3, "carol": 5, "dave": 5}, {})
     check_faces(request, {"alice": 4, "bob": 3, "carol": 5, "dave": 0}, {})
+
+
+def test_aligned_names_the_folders_that_skip_detection():
+    from faceunlearn.commands.unlearn import build_parser
+
+    def parsed(*words):
+        argv = ["--model", "m.onnx", "--people", "p", "--forget", "a", "--out", "o", *words]
+        return aligned_folders(aligned_option(build_parser().parse_args(argv).aligned))
+
+    assert parsed() == frozenset()
+    assert parsed("--aligned") == {"people", "heldout"}
+    assert parsed("--aligned", "heldout") == {"heldout"}  # e.g. ORL photos to detect, insightface crops held out
+    assert aligned_folders(True) == {"people", "heldout"} and aligned_folders("people") == {"people"}
+    with pytest.raises(UnlearnInputError, match="among people, heldout, got forget"):
+        aligned_folders(["forget"])
+    with pytest.raises(SystemExit):
+        parsed("--aligned", "everything")
 
 
 def test_the_recipe_gets_batches_from_the_head_count_and_ids_not_names(tmp_path):

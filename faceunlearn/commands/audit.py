@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     pair.add_argument("--forget", nargs="+", help="the forgotten people: person folders, or folder names in --people")
     pair.add_argument("--people", help="folder of person folders: the forgotten people and people the after-model kept")
     pair.add_argument("--heldout", help="folder of person folders neither model was unlearned on")
-    pair.add_argument("--aligned", action="store_true", help="the photos are aligned 112x112 ArcFace crops")
+    pair.add_argument("--aligned", nargs="*", choices=("people", "heldout"), default=None, metavar="FOLDER",
+                       help="the photos are aligned 112x112 ArcFace crops (no detection): all folders, or only those named "
+                            "(people, heldout)")
     pair.add_argument("--backbone", help="the architecture of .pth models, e.g. iresnet50")
     parser.add_argument("--retrain", default=None, help="the Retrain reference's checkpoint for the same forget set (faceunlearn retrain)")
     parser.add_argument("--out", default=None, help="folder for audit.csv, audit.md and roc.png (default: the checkpoint's folder's parent/audit)")
@@ -42,12 +44,12 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--before/--after audit two recognizers; --config/--model audit a run: not both")
         if not (args.before and args.after and args.forget):
             parser.error("--before, --after and --forget go together")
-        from faceunlearn.workflow.inputs import UnlearnInputError
+        from faceunlearn.workflow.inputs import UnlearnInputError, aligned_option
         from faceunlearn.workflow.pair import audit_models
 
         try:
             audit_models(args.before, args.after, args.forget, args.people, args.heldout, args.out or "audit",
-                         aligned=args.aligned, backbone=args.backbone)
+                         aligned=aligned_option(args.aligned), backbone=args.backbone)
         except UnlearnInputError as error:
             raise SystemExit(f"faceunlearn audit: error: {error}") from None
         return

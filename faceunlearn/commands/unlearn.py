@@ -14,7 +14,7 @@ kept and measured); photos/heldout/<name>/<photo> for people no step trains on (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="faceunlearn unlearn", description=__doc__.splitlines()[0].split(": ", 1)[1],
+    parser = argparse.ArgumentParser(prog="faceunlearn unlearn", description="Remove people from your recognizer in one command.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
                         help="your recognizer: an ONNX file, an insightface backbone .pth (with --backbone), or 'sface' "
@@ -23,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--people", required=True, help="folder of person folders: the people to forget and the people to keep")
     parser.add_argument("--forget", required=True, nargs="+", metavar="NAME", help="folder names of the people to forget")
     parser.add_argument("--heldout", default=None, help="folder of person folders no step trains on (retention is measured on them)")
-    parser.add_argument("--aligned", action="store_true", help="the photos are aligned 112x112 ArcFace crops (no detection)")
+    parser.add_argument("--aligned", nargs="*", choices=("people", "heldout"), default=None, metavar="FOLDER",
+                        help="the photos are aligned 112x112 ArcFace crops (no detection): all folders, or only those named "
+                             "(people, heldout)")
     parser.add_argument("--out", required=True, help="output folder (a rerun with the same --out resumes)")
     parser.add_argument("--no-audit", dest="audit", action="store_false",
                         help="skip the fair audit (attacks): faster, but the report then proves nothing under attack")
@@ -38,12 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    from faceunlearn.workflow.inputs import UnlearnInputError
+    from faceunlearn.workflow.inputs import UnlearnInputError, aligned_option
     from faceunlearn.workflow.run import unlearn
 
     try:
-        unlearn(args.model, args.people, args.forget, args.heldout, args.out, aligned=args.aligned, backbone=args.backbone,
-                audit=args.audit, keep_resumable=args.keep_resumable, disjoint_threshold=args.disjoint_threshold,
+        unlearn(args.model, args.people, args.forget, args.heldout, args.out, aligned=aligned_option(args.aligned),
+                backbone=args.backbone, audit=args.audit, keep_resumable=args.keep_resumable, disjoint_threshold=args.disjoint_threshold,
                 progress=args.progress)
     except UnlearnInputError as error:
         raise SystemExit(f"faceunlearn unlearn: error: {error}") from None

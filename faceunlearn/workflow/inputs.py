@@ -21,6 +21,27 @@ class UnlearnInputError(ValueError):
     """Bad input to ``faceunlearn unlearn`` (the message is one line)."""
 
 
+#: the folders whose photos may be aligned crops already (the rest go through detection and alignment)
+FOLDERS = ("people", "heldout")
+
+
+def aligned_folders(aligned: bool | str | list[str] | tuple[str, ...] | None) -> frozenset[str]:
+    """Which of ``FOLDERS`` hold aligned 112x112 crops: ``True`` all, ``False``/``None`` none, or their names."""
+    if aligned is True:
+        return frozenset(FOLDERS)
+    if not aligned:
+        return frozenset()
+    names = frozenset([aligned] if isinstance(aligned, str) else aligned)
+    if not names <= set(FOLDERS):
+        raise UnlearnInputError(f"aligned= names folders among {', '.join(FOLDERS)}, got {', '.join(sorted(names - set(FOLDERS)))}")
+    return names
+
+
+def aligned_option(values: list[str] | None) -> bool | list[str]:
+    """The command line's ``--aligned [FOLDER ...]``: alone, every folder; with names, those; absent, none."""
+    return values if values else values is not None
+
+
 @dataclass(frozen=True)
 class Request:
     """A checked request: the people folder's persons (folder name → photo files), who is forgotten, held out."""

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from faceunlearn.workflow.inputs import UnlearnInputError, check_faces, check_request
+from faceunlearn.workflow.inputs import UnlearnInputError, aligned_folders, check_faces, check_request
 from faceunlearn.workflow.run import RECIPE, configs_folder, data_overrides, model_overrides
 
 
@@ -32,7 +32,7 @@ def forget_names(people: str | Path | None, forget: list[str]) -> tuple[Path, li
 
 
 def audit_models(before: str, after: str, forget: list[str], people: str | Path | None = None,
-                 heldout: str | Path | None = None, out: str | Path = "audit", *, aligned: bool = False,
+                 heldout: str | Path | None = None, out: str | Path = "audit", *, aligned: bool | str | list[str] = False,
                  backbone: str | None = None, progress: bool = True) -> dict[str, dict[str, float]]:
     """Audit ``after`` against ``before`` for the people ``forget``; writes ``out/report.md``, ``audit.csv``, ``audit.md``,
     ``roc.png``; returns the report's numbers (``{label: {"before", "after", "chance"?}}``)."""
@@ -45,6 +45,7 @@ def audit_models(before: str, after: str, forget: list[str], people: str | Path 
                                 "give them with --heldout DIR")
     people, names = forget_names(people, forget)
     request = check_request(people, names, heldout)
+    aligned = aligned_folders(aligned)
     overrides = model_overrides(before, backbone)
     model_overrides(after, backbone)  # the same checks for the other file
     out = Path(out)
@@ -52,8 +53,8 @@ def audit_models(before: str, after: str, forget: list[str], people: str | Path 
     seconds = {}
     started = time.perf_counter()
     packs = out / "packs"
-    people_pack = pack_folder(people, packs, "train", aligned, progress)
-    heldout_pack = pack_folder(heldout, packs, "holdout", aligned, progress) if heldout else None
+    people_pack = pack_folder(people, packs, "train", "people" in aligned, progress)
+    heldout_pack = pack_folder(heldout, packs, "holdout", "heldout" in aligned, progress) if heldout else None
     check_faces(request, people_pack.faces, heldout_pack.faces if heldout_pack else {})
     identity_names = json.loads((people_pack.root / "meta.json").read_text())["identity_names"]
     forget_ids = sorted(identity_names.index(name) for name in names)

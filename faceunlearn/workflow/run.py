@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceunlearn.workflow.inputs import MIN_FORGET_PHOTOS, UnlearnInputError, check_faces, check_request
+from faceunlearn.workflow.inputs import MIN_FORGET_PHOTOS, UnlearnInputError, aligned_folders, check_faces, check_request
 
 #: the recipe every unlearn request runs (its header says where each value comes from)
 RECIPE = "own_disp.yaml"
@@ -105,7 +105,7 @@ def data_overrides(people_pack: Path, heldout_pack: Path | None, forget_ids: lis
 
 
 def unlearn(model: str, people: str | Path, forget: list[str], heldout: str | Path | None = None, out: str | Path = "unlearned",
-            *, aligned: bool = False, backbone: str | None = None, audit: bool = True, keep_resumable: bool = False,
+            *, aligned: bool | str | list[str] = False, backbone: str | None = None, audit: bool = True, keep_resumable: bool = False,
             disjoint_threshold: float | None = None, progress: bool = True) -> UnlearnResult:
     """Unlearn ``forget`` (folder names under ``people``) from ``model``; see the module doc. Raises
     ``UnlearnInputError`` (one line) on bad input, before anything is written where possible. ``disjoint_threshold``:
@@ -117,11 +117,12 @@ def unlearn(model: str, people: str | Path, forget: list[str], heldout: str | Pa
         raise UnlearnInputError("the audit compares the forgotten people with people nobody trained on: give them with "
                                 "--heldout DIR (or skip the audit with --no-audit)")
     request = check_request(people, forget, heldout)  # 1. nothing is written before the folders pass
+    aligned = aligned_folders(aligned)
     overrides = model_overrides(model, backbone)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     steps = _Steps(work, {"model": str(model), "people": str(Path(people).resolve()), "forget": sorted(forget),
-                          "heldout": str(Path(heldout).resolve()) if heldout else None, "aligned": aligned,
+                          "heldout": str(Path(heldout).resolve()) if heldout else None, "aligned": sorted(aligned),
                           "backbone": backbone, "audit": audit})
     seconds = {}
     started = time.perf_counter()
@@ -138,8 +139,8 @@ def unlearn(model: str, people: str | Path, forget: list[str], heldout: str | Pa
         _say(f"2/7 detect and align the photos of {len(request.people)} people"
              + (f" and {len(request.heldout)} held-out people" if request.heldout else ""))
         packs = work / "packs"
-        people_pack = pack_folder(people, packs, "train", aligned, progress)
-        heldout_pack = pack_folder(heldout, packs, "holdout", aligned, progress) if heldout else None
+        people_pack = pack_folder(people, packs, "train", "people" in aligned, progress)
+        heldout_pack = pack_folder(heldout, packs, "holdout", "heldout" in aligned, progress) if heldout else None
         check_faces(request, people_pack.faces, heldout_pack.faces if heldout_pack else {})
         skipped = people_pack.skipped + (heldout_pack.skipped if heldout_pack else [])
         for path, reason in skipped:
