@@ -96,7 +96,8 @@ def test_the_api_is_importable_from_the_top_and_lazy():
 
 
 def write_photo_folders(root: Path) -> Path:
-    """Generated faces as PNG files in person folders (aligned 112x112), and a tiny ONNX recognizer."""
+    """Generated faces as PNG files in person folders (aligned 112x112; the first two people are alice and bob), and a
+    tiny ONNX recognizer."""
     from PIL import Image
 
     from faceunlearn.data.packed import PackedFaces
@@ -106,27 +107,45 @@ def write_photo_folders(root: Path) -> Path:
     build_synthetic_dataset(root / "pack", num_train_identities=10, images_per_train_identity=8, num_holdout_identities=6,
                             holdout_frontal=3, holdout_profile=1, num_distractor_identities=2, images_per_distractor=2, seed=0)
     pack = PackedFaces.open(root / "pack")
-    for split, folder in (("train", "people"), ("holdout", "heldout")):
+    names = {0: "alice", 1: "bob"}
+    for split, folder in (("train", "photos/people"), ("holdout", "photos/heldout")):
         for row in pack.select(split):
-            person = root / folder / f"person{int(pack.identities[row]):02d}"
+            identity = int(pack.identities[row])
+            person = root / folder / (names.get(identity) if split == "train" and identity in names else f"person{identity:02d}")
             person.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.asarray(pack.images[row])).save(person / f"{int(pack.image_ids[row])}.png")
-    return write_tiny_recognizer(root / "tiny.onnx")
+    return write_tiny_recognizer(root / "my_recognizer.onnx")
+
+
+def readme_python_block() -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index("```python\n") + len("```python\n")
+    return text[start:text.index("```", start)]
 
 
 @pytest.mark.slow
-def test_one_command_unlearns_audits_exports_purges_and_reports(tmp_path):
-    from faceunlearn import audit_models, unlearn
+def test_the_readme_block_unlearns_audits_exports_purges_and_reports(tmp_path, monkeypatch, capsys):
+    """The README's Python block, run as written in a folder laid out as it says; then what the run left."""
+    import faceunlearn
+    from faceunlearn.workflow.pair import audit_models
+    from faceunlearn.workflow.run import unlearn
 
     model = write_photo_folders(tmp_path)
-    out = tmp_path / "out"
-    # the tiny random recognizer finds everyone alike (cosines up to 0.95): the disjointness threshold is raised
-    result = unlearn(str(model), tmp_path / "people", ["person00", "person01"], tmp_path / "heldout", out, aligned=True,
-                     disjoint_threshold=0.99, progress=False)
-    assert result.model == out / "model.onnx" and result.model.stat().st_size > 10_000
+    monkeypatch.chdir(tmp_path)
+    # what the block cannot know about this test's inputs: the generated faces are crops already (no detection), and the
+    # tiny random recognizer finds everyone alike (cosines up to 0.95), so the disjointness threshold is raised
+    test_only = {"aligned": True, "progress": False}
+    monkeypatch.setattr(faceunlearn, "unlearn", lambda *a, **k: unlearn(*a, **k, disjoint_threshold=0.99, **test_only),
+                        raising=False)
+    monkeypatch.setattr(faceunlearn, "audit_models", lambda *a, **k: audit_models(*a, **k, **test_only), raising=False)
+    namespace = {}
+    exec(compile(readme_python_block(), "README.md", "exec"), namespace)
+    result, pair, out = namespace["result"], namespace["pair"], tmp_path / "unlearned"
+    assert capsys.readouterr().out.count(" -> ") == len(result.metrics)
+    assert result.model == Path("unlearned/model.onnx") and result.model.stat().st_size > 10_000
     report = result.report.read_text()
-    assert "**Forgotten:** 2 people (16 photos with a face)" in report and "person0" not in report  # counts, never names
-    assert "person0" not in result.model_card.read_text()
+    assert "**Forgotten:** 2 people (16 photos with a face)" in report and "alice" not in report  # counts, never names
+    assert "alice" not in result.model_card.read_text()
     forget = result.metrics["retrieval mAP"]
     assert forget["after"] < forget["before"] and forget["chance"] < forget["after"]  # it forgot, down towards chance
     for label in ("relearning, 100 steps, strongest lr: mAP", "membership inference AUC (50 = chance)",
@@ -140,19 +159,17 @@ def test_one_command_unlearns_audits_exports_purges_and_reports(tmp_path):
     assert checkpoint["state_dict"]["head.weight"][[0, 1]].abs().sum() == 0 and not checkpoint.get("optimizer_states")
     for path in (out / "work/runs").rglob("*"):
         if path.is_file() and path.suffix in (".yaml", ".json", ".csv", ".md"):
-            assert "person00" not in path.read_text(errors="ignore"), path
+            assert "alice" not in path.read_text(errors="ignore"), path
     # a rerun finds every step done
-    again = unlearn(str(model), tmp_path / "people", ["person00", "person01"], tmp_path / "heldout", out, aligned=True,
-                    disjoint_threshold=0.99, progress=False)
+    again = unlearn(str(model), "photos/people", ["alice", "bob"], "photos/heldout", "unlearned", disjoint_threshold=0.99,
+                    **test_only)
     assert again.metrics == result.metrics
     with pytest.raises(UnlearnInputError, match="another request's run"):
-        unlearn(str(model), tmp_path / "people", ["person02"], tmp_path / "heldout", out, aligned=True, progress=False)
-    # the same two models as a pair of ONNX files (faceunlearn audit --before --after): the run's audit numbers where
+        unlearn(str(model), "photos/people", ["person02"], "photos/heldout", "unlearned", **test_only)
+    # the same two models as a pair of ONNX files (audit_models, the block's last line): the run's audit numbers where
     # no training is involved (the exported graph trains differently from the converted original, so relearning may not)
-    pair = audit_models(str(model), str(result.model), [str(tmp_path / "people/person00"), str(tmp_path / "people/person01")],
-                        heldout=tmp_path / "heldout", out=tmp_path / "pair", aligned=True, progress=False)
     for label in ("retrieval mAP", "retrieval R@1 (nearest photo is the same person)", "verification TAR @ FAR 1e-3",
                   "old gallery (not re-enrolled): mAP", "membership inference AUC (50 = chance)"):
         assert pair[label]["before"] == pytest.approx(result.metrics[label]["before"], abs=1e-3), label
         assert pair[label]["after"] == pytest.approx(result.metrics[label]["after"], abs=2e-2), label
-    assert (tmp_path / "pair/report.md").read_text().startswith("# faceunlearn audit: report")
+    assert (tmp_path / "audit/report.md").read_text().startswith("# faceunlearn audit: report")

@@ -121,7 +121,7 @@ def unlearn(model: str, people: str | Path, forget: list[str], heldout: str | Pa
     overrides = model_overrides(model, backbone)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    steps = _Steps(work, {"model": str(model), "people": str(Path(people).resolve()), "forget": sorted(forget),
+    steps = _Steps(work, {"model": str(Path(model).resolve()) if Path(model).exists() else str(model), "people": str(Path(people).resolve()), "forget": sorted(forget),
                           "heldout": str(Path(heldout).resolve()) if heldout else None, "aligned": sorted(aligned),
                           "backbone": backbone, "audit": audit})
     seconds = {}
