@@ -206,7 +206,9 @@ def same_start_evaluation(config: str, original_config: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    words = sys.argv[1:] if argv is None else argv
+    from faceunlearn.io.shipped import resolve_config_arguments
+
+    words = resolve_config_arguments(sys.argv[1:] if argv is None else argv)  # --config NAME: a shipped config
     if not words or words[0] in ("-h", "--help"):
         print(overview())
         return
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         import_module(SUBCOMMANDS[words[0]]).main(words[1:])
         return
     try:
-        cli_main(argv)  # None: LightningCLI reads sys.argv itself
+        cli_main(words)
     except Exception as error:
         cause = user_error(error)
         if cause is None:

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from faceunlearn.workflow.inputs import UnlearnInputError, aligned_folders, check_faces, check_request
-from faceunlearn.workflow.run import RECIPE, configs_folder, data_overrides, model_overrides
+from faceunlearn.io.shipped import configs_folder
+from faceunlearn.workflow.run import RECIPE, data_overrides, model_overrides
 
 
 def forget_names(people: str | Path | None, forget: list[str]) -> tuple[Path, list[str]]:

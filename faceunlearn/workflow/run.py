@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faceunlearn.io.shipped import configs_folder
 from faceunlearn.workflow.inputs import MIN_FORGET_PHOTOS, UnlearnInputError, aligned_folders, check_faces, check_request
 
 #: the recipe every unlearn request runs (its header says where each value comes from)
@@ -44,11 +45,6 @@ class UnlearnResult:
     model_card: Path
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def configs_folder() -> Path:
-    """The shipped configs (the repository's ``configs/``)."""
-    return Path(__file__).resolve().parents[2] / "configs"
 
 
 class _Steps:
