@@ -14,7 +14,7 @@ from faceunlearn.cli import cli_main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_audit_of_a_tiny_run(tmp_path, random_packed):
+def test_audit_of_a_tiny_run(tmp_path, random_packed, capsys):
     data = ["--model.init_args.init_weights", "null", "--data.root", str(random_packed.root), "--data.synthetic", "null",
             "--data.num_forget_identities", "6", "--data.batch_size", "12", "--data.images_per_identity", "2",
             "--data.eval_retain_identities", "6", "--trainer.enable_progress_bar", "false",
@@ -35,6 +35,9 @@ def test_audit_of_a_tiny_run(tmp_path, random_packed):
     torch.save(checkpoint, other_head)
     rows = audit(str(REPO / "configs/demo_disp.yaml"), str(ckpt), tmp_path / "audit", retrain=str(other_head),
                  overrides=data, relearn_steps=(1,), relearn_lrs=(1e-4, 1e-2))
+    # progress, per model: the tests without training, then each of the 2 attacks x 2 lrs
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[audit] Retrain: ")]
+    assert len(said) == 5 and "relearn_retain at lr 0.01 done (4/4 attacks)" in said[-1]
     with (tmp_path / "audit/audit.csv").open() as handle:
         written = list(csv.DictReader(handle))
     assert len(written) == len(rows) and list(written[0]) == ["method", "seed", "benchmark", "metric", "value"]

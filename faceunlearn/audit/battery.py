@@ -111,7 +111,7 @@ def _membership(embedded: Embedded, seed: int) -> dict[str, dict[str, float]]:
     }
 
 
-def _relearning(model, data, seed: int, lrs, steps, attacks=("relearn", "relearn_retain")) -> dict[str, dict[str, float]]:
+def _relearning(model, data, seed: int, lrs, steps, attacks=("relearn", "relearn_retain"), say=None) -> dict[str, dict[str, float]]:
     """Relearning on 2 photos per forgotten person, and retain-only relearning (2 per retain person, none of the
     forgotten): at every lr of ``lrs``, the attacker's own imprinted head; the strongest per step count, and the grid."""
     from faceunlearn.audit.attacks import relearn_grid
@@ -120,12 +120,19 @@ def _relearning(model, data, seed: int, lrs, steps, attacks=("relearn", "relearn
         again = embed_subsets(relearned, data, ("forget", "forget_test"))
         return retrieval(again["forget_test"], again["forget"])
 
-    results = {}
+    results, done, total = {}, 0, len(attacks) * len(lrs)
     for attack, subset in (("relearn", "forget_train"), ("relearn_retain", "retain_eval")):
         if attack not in attacks:
             continue
         images, labels = attacker_images(model, data, subset, seed)
-        strongest, every = relearn_grid(model, images, labels, evaluate, steps, sorted(lrs))
+
+        def attacked(lr: float, attack=attack) -> None:
+            nonlocal done
+            done += 1
+            if say is not None:
+                say(f"{attack} at lr {lr:g} done ({done}/{total} attacks)")
+
+        strongest, every = relearn_grid(model, images, labels, evaluate, steps, sorted(lrs), on_lr=attacked)
         for count in sorted(steps):
             results[f"{attack}_{count}"] = strongest.get(count, {"mAP": float("nan"), "R@1": float("nan"), "lr": float("nan")})
         for lr, by_steps in every.items():
@@ -135,10 +142,11 @@ def _relearning(model, data, seed: int, lrs, steps, attacks=("relearn", "relearn
 
 
 def audit_model(model, data, embedded: Embedded, original: Embedded, seed: int, relearn_lrs=RELEARN_LRS,
-                relearn_steps=RELEARN_STEPS) -> tuple[dict[str, dict[str, float]], dict]:
+                relearn_steps=RELEARN_STEPS, say=None) -> tuple[dict[str, dict[str, float]], dict]:
     """Every audit test of one model: ``{test: {metric: value}}`` and its ROC curves (for the figure).
 
-    Reads the model's embedding network only, never its CosFace head: every model faces the same attacks."""
+    Reads the model's embedding network only, never its CosFace head: every model faces the same attacks.
+    ``say(text)``: progress (the relearning attacks are most of the time)."""
     from faceunlearn.audit.attacks import fit_linear_probe
     from faceunlearn.metrics.chance import chance_retrieval
     from faceunlearn.metrics.identification import open_set_identification
@@ -176,7 +184,9 @@ def audit_model(model, data, embedded: Embedded, original: Embedded, seed: int, 
     # its mirror: a deployment that does not re-embed must still find everyone else
     results["stale_gallery_retain"] = retrieval(embedded["retain_eval_query"], original["retain_eval_gallery"])
     results["stale_gallery_heldout"] = retrieval(heldout_query, pooled(original, "holdout_gallery"))
-    results.update(_relearning(model, data, seed, relearn_lrs, relearn_steps))
+    if say is not None:
+        say("retrieval, verification, identification, membership, probe and old-gallery tests done")
+    results.update(_relearning(model, data, seed, relearn_lrs, relearn_steps, say=say))
     return results, curves
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -166,7 +167,12 @@ def audit(config: str, ckpt_path: str | None, out: str | Path, retrain: str | No
     original = embedded.get("Original") or embed_subsets(models["Original"], data, audit_subsets(data))
     for index, (name, m) in enumerate(audited.items(), start=1):
         started = time.perf_counter()
-        results, curves[name] = audit_model(m, data, embedded[name], original, seed, relearn_lrs, relearn_steps)
+
+        def say(text: str, name=name, started=started) -> None:
+            print(f"[audit] {name}: {text} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+
+        results, curves[name] = audit_model(m, data, embedded[name], original, seed, relearn_lrs, relearn_steps,
+                                            say=say if progress else None)
         results["basin"] = basin(m, models["Original"], data)
         rows += [{"method": name, "seed": seed, "benchmark": test, "metric": metric, "value": float(value)}
                  for test, metrics in results.items() for metric, value in metrics.items()]

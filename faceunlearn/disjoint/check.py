@@ -112,11 +112,16 @@ def forget_rows(packed: PackedFaces, num_forget: int, seed: int, explicit: list[
         raise InputError(str(error)) from error
 
 
-def embed_rows(packed: PackedFaces, rows: np.ndarray, embed: Embedder, batch_size: int) -> torch.Tensor:
-    """Embeddings [len(rows), D] of ``rows`` (ascending rows read the memory map fastest)."""
+def embed_rows(packed: PackedFaces, rows: np.ndarray, embed: Embedder, batch_size: int, progress: str | None = None) -> torch.Tensor:
+    """Embeddings [len(rows), D] of ``rows`` (ascending rows read the memory map fastest). ``progress``: a bar with
+    this label on a terminal's stderr."""
+    from tqdm.auto import tqdm
+
     order = np.argsort(rows, kind="stable")
     sorted_rows = rows[order]
-    embeddings = torch.cat([embed(np.asarray(packed.images[sorted_rows[s:s + batch_size]])) for s in range(0, len(rows), batch_size)])
+    starts = tqdm(range(0, len(rows), batch_size), desc=progress, unit="batch", file=sys.stderr, leave=False,
+                  disable=True if progress is None else None)  # None: shown on a terminal only
+    embeddings = torch.cat([embed(np.asarray(packed.images[sorted_rows[s:s + batch_size]])) for s in starts])
     return embeddings[torch.from_numpy(np.argsort(order, kind="stable"))]
 
 
@@ -300,13 +305,13 @@ def run(args) -> int:
             print(f"note: {label} has no images in splits {', '.join(args.splits)}", file=sys.stderr)
             continue
         print(f"embedding {len(rows)} images of {label} ({', '.join(args.splits)})", file=sys.stderr)
-        embeddings = embed_rows(pack, rows, embed, batch_size)
+        embeddings = embed_rows(pack, rows, embed, batch_size, progress=label)
         others.append(identity_centroids(label, pack, rows, embeddings))
     if not others:
         labels = ", ".join(label for label, _ in against)
         raise InputError(f"no identities to check against in splits {', '.join(args.splits)} of {labels}")
     print(f"embedding {len(d_f)} forget images of {forget_label}", file=sys.stderr)
-    forget_embeddings = embed_rows(forget_pack, d_f, embed, batch_size)
+    forget_embeddings = embed_rows(forget_pack, d_f, embed, batch_size, progress=forget_label)
     forget = identity_centroids(forget_label, forget_pack, d_f, forget_embeddings)
     fraction = float(settings.get("forget_train_fraction", 0.5))
     forget.self_cosines = self_cosines(forget_embeddings, forget_pack.identities[d_f], fraction, seed)

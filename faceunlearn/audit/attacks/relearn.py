@@ -66,16 +66,20 @@ def relearn(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 def relearn_grid(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                  evaluate: Callable[[torch.nn.Module], dict], steps: Sequence[int], lrs: Sequence[float],
-                 strength: str = "mAP") -> tuple[dict[int, dict], dict[float, dict[int, dict]]]:
+                 strength: str = "mAP", on_lr: Callable[[float], None] | None = None
+                 ) -> tuple[dict[int, dict], dict[float, dict[int, dict]]]:
     """The attack at every lr of ``lrs``: ``(strongest, every)``. ``strongest[N]`` is the result with the
     highest ``strength`` after N steps, with its ``lr`` added; ``every[lr][N]`` every result (a non-finite
-    loss at some lr is that lr's failure, recorded as an empty result, not the audit's)."""
+    loss at some lr is that lr's failure, recorded as an empty result, not the audit's). ``on_lr(lr)``: called
+    after each lr's attack (progress)."""
     every: dict[float, dict[int, dict]] = {}
     for lr in lrs:
         try:
             every[float(lr)] = relearn(model, images, labels, evaluate, steps, lr)
         except FloatingPointError:
             every[float(lr)] = {}
+        if on_lr is not None:
+            on_lr(float(lr))
     strongest = {}
     for target in sorted(steps):
         tried = [(result[target][strength], lr) for lr, result in every.items() if target in result
