@@ -87,6 +87,22 @@ class FaceUnlearnCLI(LightningCLI):
         commands.pop("predict", None)  # unsupported: our modules' embeddings come from the evaluation callback
         return commands
 
+    def before_instantiate_classes(self) -> None:
+        """Forget identities given by name become the pack's identity ids before anything is built or saved: the
+        run's config.yaml, hyper-parameters and checkpoints never hold a forgotten person's name."""
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        data = config.get("data") or {}
+        requested = data.get("forget_identities")
+        if requested and any(isinstance(entry, str) for entry in requested):
+            import json
+
+            from faceunlearn.data.splits import identity_ids_from_names
+            from faceunlearn.io.paths import expand_path
+
+            meta = expand_path(data.get("root"), "data.root") / "meta.json"
+            names = json.loads(meta.read_text()).get("identity_names") if meta.is_file() else None
+            data["forget_identities"] = [int(i) for i in identity_ids_from_names(requested, names)]
+
     def _instantiate_trainer(self, config: dict, callbacks: list) -> "Trainer":
         if config.get("enable_checkpointing") is False:  # the `checkpoint:` section is always there; honour the switch
             callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]

@@ -173,3 +173,27 @@ def test_the_readme_block_unlearns_audits_exports_purges_and_reports(tmp_path, m
         assert pair[label]["before"] == pytest.approx(result.metrics[label]["before"], abs=1e-3), label
         assert pair[label]["after"] == pytest.approx(result.metrics[label]["after"], abs=2e-2), label
     assert (tmp_path / "audit/report.md").read_text().startswith("# faceunlearn audit: report")
+
+
+def test_a_config_run_given_names_records_ids_only(tmp_path):
+    """``--data.forget_identities [alice,bob]``: config.yaml, hyper-parameters and the checkpoint hold pack ids."""
+    import torch
+
+    from faceunlearn.cli import cli_main
+    from faceunlearn.workflow.packs import pack_folder
+
+    write_photo_folders(tmp_path)
+    pack = pack_folder(tmp_path / "photos/people", tmp_path / "packs", "train", aligned=True, progress=False)
+    cli_main(["fit", "--config", str(REPO / "configs/demo_disp.yaml"), "--model.init_args.init_weights", "null",
+              "--data.root", str(pack.root), "--data.synthetic", "null", "--data.forget_identities", "[alice,bob]",
+              "--data.batch_size", "8", "--data.images_per_identity", "4", "--data.eval_retain_identities", "4",
+              "--data.batches_per_epoch", "1", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+              "--evaluation", str(REPO / "configs/protocols/own_evaluation_no_heldout.yaml"),
+              "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "run"), "--run_files.snapshots", "[]",
+              "--checkpoint.dirpath", str(tmp_path / "run/ckpt")])
+    assert "forget_identities:\n  - 0\n  - 1\n" in (tmp_path / "run/config.yaml").read_text()  # alice, bob: ids 0, 1
+    checkpoint = torch.load(tmp_path / "run/ckpt/last.ckpt", weights_only=True)
+    assert checkpoint["datamodule_hyper_parameters"]["forget_identities"] == [0, 1]
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert b"alice" not in path.read_bytes(), path
