@@ -53,6 +53,18 @@ def test_forget_identities_are_seeded_and_validated():
         choose_forget_identities(small, 10, 0, explicit=[40])
 
 
+def test_forget_sets_compare_by_their_people(random_packed):
+    from faceunlearn.data.forget_set import ForgetSet
+
+    first, again = (ForgetSet.draw(random_packed, 4, seed=3) for _ in range(2))
+    other_seed = ForgetSet.draw(random_packed, 4, seed=4)
+    assert first.same_people(again) and np.array_equal(first.train_rows, again.train_rows)
+    assert not first.same_people(other_seed)  # (4 of this pack's identities: another seed draws others)
+    named = ForgetSet.draw(random_packed, 4, seed=9, explicit=[int(i) for i in first.identities])
+    assert first.same_people(named) and named.seed == 9  # the same people by id, split with another seed
+    assert first.state() == {"forget_identities": sorted(int(i) for i in first.identities)}
+
+
 def test_forget_split_is_about_half_and_keeps_two_per_side():
     identities = np.repeat(np.arange(5), [4, 5, 10, 30, 31])
     in_train = split_forget_images(identities, 0.5, seed=0)

@@ -1,6 +1,8 @@
 """The forget set as a type: who is forgotten, which of their images the unlearning run sees (D_f^train) and which
 it is measured on (D_f^test), and the seed that drew them. Made here only: ``FaceDataModule.setup``,
-``faceunlearn check-disjoint`` and checkpoints (``state`` / ``recorded``) all go through ``ForgetSet``."""
+``faceunlearn check-disjoint``, the sweep (a Retrain and its methods must forget the same people: ``same_people``;
+every run's ``done.json`` records ``state()``) and checkpoints (``state`` / ``recorded``) all go through
+``ForgetSet``."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -45,6 +47,10 @@ class ForgetSet:
     def state(self) -> dict:
         """What a checkpoint records (``FaceDataModule.state_dict``)."""
         return {"forget_identities": [int(i) for i in self.identities]}
+
+    def same_people(self, other: ForgetSet) -> bool:
+        """Whether ``other`` forgets the same identities (e.g. a Retrain run and the method runs of one seed)."""
+        return np.array_equal(self.identities, other.identities)
 
     @staticmethod
     def recorded(checkpoint: dict) -> list[int] | None:

@@ -98,7 +98,7 @@ def run_one(spec: RunSpec) -> RunResult:
             retrain = cli_main(spec.train_args, run=False)
         retrain.trainer.fit(retrain.model, retrain.datamodule)
         train_seconds = time.perf_counter() - start
-        left_out = sorted(int(i) for i in retrain.datamodule.forget_identity_ids)
+        left_out = retrain.datamodule.forget_set
         del retrain
         gc.collect()
     with warnings.catch_warnings():
@@ -107,10 +107,10 @@ def run_one(spec: RunSpec) -> RunResult:
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     if left_out is not None:
         data.setup("validate")
-        evaluated = sorted(int(i) for i in data.forget_identity_ids)
-        if evaluated != left_out:
-            raise SystemExit(f"{spec.name}: Retrain left out identities {left_out} but {spec.config} evaluates forget set "
-                             f"{evaluated}: the finetune config and the method configs must draw the same forget set "
+        if not data.forget_set.same_people(left_out):
+            raise SystemExit(f"{spec.name}: Retrain left out identities {left_out.state()['forget_identities']} but "
+                             f"{spec.config} evaluates forget set {data.forget_set.state()['forget_identities']}: the "
+                             "finetune config and the method configs must draw the same forget set "
                              "(data.num_forget_identities / forget_identities)")
     if spec.kind in ("original", "retrain"):
         trainer.validate(model, data)
@@ -130,7 +130,7 @@ def run_one(spec: RunSpec) -> RunResult:
         info={
             "global_step": int(trainer.global_step),
             "evaluations": len(history),
-            "forget_identities": [int(i) for i in getattr(data, "forget_identity_ids", [])],
+            **(data.forget_set.state() if getattr(data, "forget_set", None) is not None else {"forget_identities": []}),
             **({"train_seconds": round(train_seconds, 3)} if train_seconds is not None else {}),
         },
     )
