@@ -146,6 +146,20 @@ def test_changed_settings_keep_a_finished_method_run_and_redo_the_original(fake,
     assert sweep.config_sha256(config) != before
 
 
+def test_display_overrides_do_not_change_a_runs_settings(fake, capsys):
+    """A rerun without the progress bar (``faceunlearn unlearn --no-progress``) finds the finished runs."""
+    from faceunlearn.experiments.plan import outcome_overrides
+
+    runner, override, out = fake
+    sweep.sweep([DISP], [0], str(out), overrides=override)
+    runner.calls.clear()
+    sweep.sweep([DISP], [0], str(out), overrides=[*override, "--trainer.enable_progress_bar", "false",
+                                                  "--trainer.enable_model_summary=false"])
+    assert runner.calls == []  # nothing redone
+    assert outcome_overrides(["--a", "1", "--trainer.enable_progress_bar", "false", "--b=2"]) == ["--a", "1", "--b=2"]
+    assert outcome_overrides(["--data.seed", "3"]) == ["--data.seed", "3"]  # a value that matters stays
+
+
 def test_finetune_configs_are_left_out_and_the_original_comes_from_the_finetune_config(fake, monkeypatch, tmp_path, capsys):
     runner, override, out = fake
     checkpoint = tmp_path / "ft/last.ckpt"

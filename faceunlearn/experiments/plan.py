@@ -17,6 +17,22 @@ SCENARIO_UNSET = "synthetic"
 #: LightningCLI warns when given args while sys.argv also has some: the sweep's own command line, expected here
 ARGS_WARNING = "LightningCLI's args parameter is intended"
 NONE_WORDS = ("", "none", "null")
+#: overrides that change what a run shows, never what it computes: a run made without them is not redone
+DISPLAY_OVERRIDES = ("--trainer.enable_progress_bar", "--trainer.enable_model_summary")
+
+
+def outcome_overrides(overrides: list[str]) -> list[str]:
+    """``overrides`` without ``DISPLAY_OVERRIDES`` (and their values): what a run's settings record and compare."""
+    kept, skip = [], False
+    for word in overrides:
+        name = word.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif name in DISPLAY_OVERRIDES:
+            skip = "=" not in word
+        else:
+            kept.append(word)
+    return kept
 
 
 # ---------------------------------------------------------------------------------- configs
@@ -155,7 +171,7 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
     weights_sha = {w: file_sha256(_expanded(w)) for w in set(start_weights.values())}
 
     def settings(config: str, weights: str | None) -> dict:
-        return {"config": config, "config_sha256": config_sha256(config), "overrides": list(overrides),
+        return {"config": config, "config_sha256": config_sha256(config), "overrides": outcome_overrides(overrides),
                 "init_weights": weights, "init_weights_sha256": weights_sha.get(weights)}
 
     specs = []

@@ -168,7 +168,8 @@ def unlearn(model: str, people: str | Path, forget: list[str], heldout: str | Pa
         _say("4/7 evaluate the model, unlearn, " + ("and audit before against after" if audit else "evaluate again"))
         from faceunlearn.experiments.sweep import sweep
 
-        specs = sweep([config], [0], str(runs), overrides=[*overrides, *data], audit=audit)
+        quiet = [] if progress else ["--trainer.enable_progress_bar", "false"]  # not part of the run's settings
+        specs = sweep([config], [0], str(runs), overrides=[*overrides, *data, *quiet], audit=audit)
         method = next(spec for spec in specs if spec.kind == "method")
         original = next(spec.run_dir for spec in specs if spec.kind == "original")
         seconds_of = {name: json.loads((folder / "done.json").read_text()).get("seconds") for name, folder in
