@@ -40,11 +40,7 @@ def step_seconds(config: str, overrides: list[str], repeats: int) -> float:
     times = []
     for index in range(repeats + 1):
         started = time.perf_counter()
-        terms = model.loss_terms(batch)
-        if model.retention_weights:
-            terms.update(model.retention_terms(batch["retain"]))
-        model._step_retain = None
-        model.__dict__["_step_start"] = None
+        terms = model.step_terms(batch)
         torch.stack(list(terms.values())).sum().backward()
         model.zero_grad(set_to_none=True)
         if index:

@@ -33,14 +33,11 @@ class TrainingImages(Protocol):
 class FaceModule(RetentionTerms, L.LightningModule):
     """IResNet encoder ``f_θ`` + CosFace head; a method subclass supplies ``loss_terms``.
 
-    The training loss is ``Σ loss_terms(batch) + Σ_k λ_k·R_k(retain batch)``: the method's own
-    objective plus the retention terms ``retention`` selects, on D_r batches (the retain stream:
-    retain training identities only, never an evaluation identity), all from one forward pass of
-    the retain batch: ``cosface``, ``distill``, ``relational`` (``faceunlearn.methods.retention.RetentionTerms``).
-
-    ``f_0`` (``start_model``: the backbone and head as loaded from ``init_weights``, frozen, in eval
-    mode, not checkpointed) is kept once per module and shared with methods that need it
-    themselves (Boundary Shrink attacks it).
+    The training loss (``step_terms``) is ``Σ loss_terms(batch) + Σ_k λ_k·R_k(retain batch)``: the method's own
+    objective plus the retention terms ``retention`` selects (``cosface``, ``distill``, ``relational``:
+    ``methods.retention``), on one forward pass of a D_r batch (retain training identities only). ``f_0``
+    (``start_model``: as loaded from ``init_weights``, frozen, eval mode, not checkpointed) is kept once per module
+    and shared with methods that need it (Boundary Shrink attacks it).
 
     Args:
         num_classes: CosFace classes (training identities); linked from the DataModule by the CLI.
@@ -304,7 +301,9 @@ class FaceModule(RetentionTerms, L.LightningModule):
     def cosface(self, stream: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self(stream["image"]), stream["label"])
 
-    def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+    def step_terms(self, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Every named term of one training step's loss: the method's own and the retention terms (their sum is the
+        loss). The embeddings the terms share within the step are dropped afterwards."""
         try:
             terms = self.loss_terms(batch)
             if self.retention_weights:
@@ -312,13 +311,15 @@ class FaceModule(RetentionTerms, L.LightningModule):
         finally:
             self._step_retain = None  # the graph goes with the step
             self.__dict__["_step_start"] = None
+        return terms
+
+    def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+        terms = self.step_terms(batch)
         loss = torch.stack(list(terms.values())).sum()
         if not torch.isfinite(loss):
             values = ", ".join(f"{name}={value.item():.4g}" for name, value in terms.items())
-            raise FloatingPointError(
-                f"non-finite loss at step {self.global_step} ({values}); lower the learning rate "
-                f"(lr={self.hparams.lr}) or check the input data"
-            )
+            raise FloatingPointError(f"non-finite loss at step {self.global_step} ({values}); lower the learning rate "
+                                     f"(lr={self.hparams.lr}) or check the input data")
         batch_size = next(iter(batch.values()))["image"].shape[0]
         self.log_dict({f"train/{name}": value.detach() for name, value in terms.items()}, batch_size=batch_size)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size)
