@@ -10,6 +10,15 @@ import pytest
 
 from faceunlearn.data.packed import PackedFacesWriter, split_code, tag_code
 
+#: the files that take longest (seconds of one process, `--durations`), run first: `make test` shares whole files
+#: between its 2 processes in collection order, and a long file started last leaves the other process idle
+LONGEST_FIRST = ("test_cli.py", "test_unlearning.py", "test_audit.py", "test_workflow.py", "test_snapshots.py",
+                 "test_tune.py", "test_retrieval.py", "test_figures.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
 
 
 def write_random_packed(root, train_identities=20, images_per_identity=12, holdout=4, distractors=5, seed=0):

@@ -14,6 +14,7 @@ from faceunlearn.cli import cli_main
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # runs in make test-all (CI); left out of make test, which stays under 3 min
 def test_audit_of_a_tiny_run(tmp_path, random_packed, capsys):
     data = ["--model.init_args.init_weights", "null", "--data.root", str(random_packed.root), "--data.synthetic", "null",
             "--data.num_forget_identities", "6", "--data.batch_size", "12", "--data.images_per_identity", "2",

@@ -137,6 +137,7 @@ def _fit(tmp_path, random_packed, name, epochs, ckpt_path=None, extra=(), comman
     return cli_main([*args, *extra])
 
 
+@pytest.mark.slow  # runs in make test-all (CI); left out of make test, which stays under 3 min
 def test_intermediate_evaluations_compute_the_forget_benchmarks_only_with_the_same_numbers(tmp_path, random_packed):
     """Step 0 and the end evaluate everything; in between only the forget benchmarks' base variants,
     each number equal to the one a run evaluating everything every epoch gets. The lean run validates
@@ -179,6 +180,7 @@ def test_start_results_replace_the_step0_evaluation_and_must_match_the_start_mod
         _fit(tmp_path, random_packed, "wrong", epochs=1, extra=["--evaluation.start_results", str(wrong)])
 
 
+@pytest.mark.slow  # runs in make test-all (CI); left out of make test, which stays under 3 min
 def test_fit_writes_outputs_and_resume_is_exact(tmp_path, random_packed):
     straight = _fit(tmp_path, random_packed, "straight", epochs=2)
     assert (tmp_path / "ckpt/straight/last.ckpt").is_file()
