@@ -88,20 +88,23 @@ class FaceUnlearnCLI(LightningCLI):
         return commands
 
     def before_instantiate_classes(self) -> None:
-        """Forget identities given by name become the pack's identity ids before anything is built or saved: the
-        run's config.yaml, hyper-parameters and checkpoints never hold a forgotten person's name."""
+        """Forget identities given by name are checked against the pack, then become salted hashes
+        (``faceunlearn.data.salted_names``) before anything is built or saved: the run's config.yaml,
+        hyper-parameters and checkpoints never hold a forgotten person's name."""
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         data = config.get("data") or {}
         requested = data.get("forget_identities")
         if requested and any(isinstance(entry, str) for entry in requested):
             import json
 
+            from faceunlearn.data import salted_names
             from faceunlearn.data.splits import identity_ids_from_names
             from faceunlearn.io.paths import expand_path
 
             meta = expand_path(data.get("root"), "data.root") / "meta.json"
-            names = json.loads(meta.read_text()).get("identity_names") if meta.is_file() else None
-            data["forget_identities"] = [int(i) for i in identity_ids_from_names(requested, names)]
+            if meta.is_file():  # an unknown name fails here, with its name, not later as an unmatched hash
+                identity_ids_from_names(requested, json.loads(meta.read_text()).get("identity_names"))
+            data["forget_identities"] = salted_names.salted(requested)
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> "Trainer":
         if config.get("enable_checkpointing") is False:  # the `checkpoint:` section is always there; honour the switch
@@ -203,22 +206,40 @@ def plain(section) -> dict:
 FORWARD_SETTINGS = ("backbone", "embedding_size", "input_mean", "input_std", "forward_chunk_size", "channels_last", "scale", "margin")
 
 
+def start_evaluation(config: str) -> dict | None:
+    """What a config's step-0 evaluation depends on: its data, benchmarks, forward settings and precision (None for
+    a config that does not parse)."""
+    path = Path(config)
+    return _start_evaluation(str(config), path.stat().st_mtime_ns if path.is_file() else None)
+
+
 @functools.lru_cache(maxsize=256)
+def _start_evaluation(config: str, mtime_ns: int | None) -> dict | None:  # parsed once per version of the file
+    try:
+        parsed = parse_config(config).config
+    except ConfigError:
+        return None
+    init_args = plain(parsed.model.get("init_args")) or {}
+    forward = {key: init_args.get(key) for key in FORWARD_SETTINGS} | {"precision": parsed.trainer.get("precision")}
+    return {"data": plain(parsed.get("data")), "evaluation": plain(parsed.get("evaluation")), "forward": forward}
+
+
+def start_evaluation_sha256(config: str) -> str | None:
+    """A digest of ``start_evaluation(config)``: two configs with one digest evaluate a start model alike."""
+    import hashlib
+    import json
+
+    settings = start_evaluation(config)
+    return None if settings is None else hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def same_start_evaluation(config: str, original_config: str) -> bool:
     """Whether a method config's step-0 evaluation is its scenario's Original evaluation (made with
     ``original_config``): the same data, benchmarks, forward settings and precision. Then the method run takes
     the Original's numbers (``--evaluation.start_results``) and embeds only the forget benchmarks at
     step 0, checking them against the Original's."""
-    try:
-        mine, theirs = parse_config(config).config, parse_config(original_config).config
-    except ConfigError:
-        return False
-
-    def forward(parsed):
-        init_args = plain(parsed.model.get("init_args")) or {}
-        return {key: init_args.get(key) for key in FORWARD_SETTINGS} | {"precision": parsed.trainer.get("precision")}
-
-    return all(plain(mine.get(key)) == plain(theirs.get(key)) for key in ("data", "evaluation")) and forward(mine) == forward(theirs)
+    mine = start_evaluation(config)
+    return mine is not None and mine == start_evaluation(original_config)
 
 
 def main(argv: list[str] | None = None) -> None:

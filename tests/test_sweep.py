@@ -133,11 +133,21 @@ def test_changed_settings_keep_a_finished_method_run_and_redo_the_original(fake,
     runner.calls.clear()
     capsys.readouterr()
     sweep.sweep([str(config)], [0], str(out), overrides=override)
-    # the method run is kept (with a warning); the Original's step 0, which method runs read, is evaluated again
-    assert [spec.name for spec in runner.calls] == ["original/seed0"]
+    # the method run is kept (with a warning); so is the Original: only an evaluation, and it evaluates alike
+    assert runner.calls == []
     printed = capsys.readouterr().out
     assert "skip demo_disp/seed0: finished — warning: it was made with a different config file content" in printed
-    assert "original/seed0: made with a different config file content" in printed
+    assert "skip original/seed0: finished\n" in printed
+    # another config of the scenario (the Original was made with demo_disp's) that evaluates alike: kept too
+    sweep.sweep([GA], [0], str(out), overrides=override)
+    assert [spec.name for spec in runner.calls] == ["demo_ga/seed0"]
+    # an evaluation that changed (here the held-out benchmark's draw): the Original, which method runs read, is redone
+    config.write_text(Path(DISP).read_text() + "\ndata.evaluation_seed: 5\n")
+    runner.calls.clear()
+    capsys.readouterr()
+    sweep.sweep([str(config)], [0], str(out), overrides=override)
+    assert [spec.name for spec in runner.calls] == ["original/seed0"]
+    assert "original/seed0: made with a different evaluation settings; evaluated again" in capsys.readouterr().out
     assert len(list(out.glob("original/seed0.crashed-*"))) == 1  # the old one kept aside, not overwritten
     # the protocol it includes, and the group files that protocol names, are part of its content too
     data_file = config.parent / "protocols" / "demo_data.yaml"

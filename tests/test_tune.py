@@ -190,3 +190,30 @@ def test_pick_rule_with_and_without_a_feasible_trial():
     # nothing feasible: the least total violation, said so
     chosen, front, note = tune.pick(study_of([(0.1, 0.70), (0.2, 0.80), (0.3, 0.75)]), keep, original, "forget_mAP")
     assert (chosen.number, front) == (1, set()) and "no trial met every constraint" in note
+
+
+def _open_after(barrier, out, storage, results):
+    from faceunlearn.experiments.tune import open_study
+
+    barrier.wait()
+    try:
+        results.put(open_study(out, "race", storage, ["minimize"]).study_name)
+    except Exception as error:  # noqa: BLE001 (the race's error is what the test reports)
+        results.put(f"{type(error).__name__}: {error}"[:200])
+
+
+@pytest.mark.slow  # spawned interpreters
+def test_processes_started_together_share_one_new_study(tmp_path):
+    """Several ``tune`` processes started at once on a new sqlite storage: each gets the study, none fails."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(4), context.Queue()
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    workers = [context.Process(target=_open_after, args=(barrier, tmp_path, storage, results)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join()
+    assert outcomes == ["race"] * 4

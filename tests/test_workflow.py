@@ -157,8 +157,8 @@ def test_the_readme_block_unlearns_audits_exports_purges_and_reports(tmp_path, m
 
     checkpoint = torch.load(out / "work/runs/own_disp/seed0/checkpoints/last.ckpt", weights_only=True)
     assert checkpoint["state_dict"]["head.weight"][[0, 1]].abs().sum() == 0 and not checkpoint.get("optimizer_states")
-    for path in (out / "work/runs").rglob("*"):
-        if path.is_file() and path.suffix in (".yaml", ".json", ".csv", ".md"):
+    for path in out.rglob("*"):  # steps.json included: the request keeps the names as salted hashes
+        if path.is_file() and path.suffix in (".yaml", ".json", ".csv", ".md", ".tsv"):
             assert "alice" not in path.read_text(errors="ignore"), path
     # a rerun finds every step done
     again = unlearn(str(model), "photos/people", ["alice", "bob"], "photos/heldout", "unlearned", disjoint_threshold=0.99,
@@ -175,11 +175,15 @@ def test_the_readme_block_unlearns_audits_exports_purges_and_reports(tmp_path, m
     assert (tmp_path / "audit/report.md").read_text().startswith("# faceunlearn audit: report")
 
 
-def test_a_config_run_given_names_records_ids_only(tmp_path):
-    """``--data.forget_identities [alice,bob]``: config.yaml, hyper-parameters and the checkpoint hold pack ids."""
+def test_a_config_run_given_names_records_salted_hashes_only(tmp_path):
+    """``--data.forget_identities [alice,bob]``: config.yaml and hyper-parameters hold salted hashes, the checkpoint
+    pack ids; no run file holds a name, and the saved config.yaml trains on the same people again."""
     import torch
+    import yaml
 
     from faceunlearn.cli import cli_main
+    from faceunlearn.data import salted_names
+    from faceunlearn.data.datamodule import FaceDataModule
     from faceunlearn.workflow.packs import pack_folder
 
     write_photo_folders(tmp_path)
@@ -191,9 +195,16 @@ def test_a_config_run_given_names_records_ids_only(tmp_path):
               "--evaluation", str(REPO / "configs/protocols/own_evaluation_no_heldout.yaml"),
               "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "run"), "--run_files.snapshots", "[]",
               "--checkpoint.dirpath", str(tmp_path / "run/ckpt")])
-    assert "forget_identities:\n  - 0\n  - 1\n" in (tmp_path / "run/config.yaml").read_text()  # alice, bob: ids 0, 1
+    saved = yaml.safe_load((tmp_path / "run/config.yaml").read_text())["data"]
+    tokens = saved["forget_identities"]
+    assert all(salted_names.is_token(entry) for entry in tokens) and len(tokens) == 2
+    assert salted_names.names_of(tokens, ["carol", "bob", "alice"]) == {tokens[0]: "alice", tokens[1]: "bob"}
     checkpoint = torch.load(tmp_path / "run/ckpt/last.ckpt", weights_only=True)
-    assert checkpoint["datamodule_hyper_parameters"]["forget_identities"] == [0, 1]
+    assert checkpoint["datamodule_hyper_parameters"]["forget_identities"] == tokens
+    assert checkpoint["FaceDataModule"]["forget_identities"] == [0, 1]  # alice, bob
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
-            assert b"alice" not in path.read_bytes(), path
+            assert b"alice" not in path.read_bytes() and b"bob" not in path.read_bytes(), path
+    again = FaceDataModule(root=saved["root"], forget_identities=tokens, batch_size=8, images_per_identity=4)
+    again.setup("fit")
+    assert again.forget_set.identities.tolist() == [0, 1]

@@ -6,13 +6,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from faceunlearn.data import salted_names
+
 
 def identity_ids_from_names(requested: Sequence[int | str], identity_names) -> list[int]:
-    """Identity ids for ``requested`` entries: ints as they are, names looked up in ``identity_names``.
+    """Identity ids for ``requested`` entries: ints as they are, names and salted name hashes
+    (``faceunlearn.data.salted_names``) looked up in ``identity_names``.
 
     ``identity_names`` is a pack's ``meta.json`` entry: a list indexed by identity id, or a
-    ``{"<id>": name}`` mapping; None when the pack has no names. Unknown names (and names asked of
-    a pack without any) are a ``ValueError`` that lists them.
+    ``{"<id>": name}`` mapping; None when the pack has no names. Unknown names and hashes that match
+    no name (and either asked of a pack without names) are a ``ValueError`` that lists them.
     """
     if isinstance(identity_names, dict):
         by_name = {str(name): int(identity) for identity, name in identity_names.items()}
@@ -20,13 +23,19 @@ def identity_ids_from_names(requested: Sequence[int | str], identity_names) -> l
         by_name = {str(name): identity for identity, name in enumerate(identity_names or ())}
     names = [entry for entry in requested if isinstance(entry, str)]
     if names and not by_name:
-        raise ValueError(f"forget identities given by name ({', '.join(names[:5])}), but the pack's meta.json has no identity_names")
-    unknown = [name for name in names if name not in by_name]
+        shown = [entry[:24] + "…" if salted_names.is_token(entry) else entry for entry in names[:5]]
+        raise ValueError(f"forget identities given by name or salted hash ({', '.join(shown)}), but the pack's meta.json has no identity_names")
+    resolved = {entry: salted_names.match(entry, by_name) if salted_names.is_token(entry) else entry for entry in names}
+    unmatched = [entry for entry, name in resolved.items() if salted_names.is_token(entry) and name is None]
+    if unmatched:
+        raise ValueError(f"{len(unmatched)} salted name hash{'' if len(unmatched) == 1 else 'es'} of the forget identities "
+                         f"match{'es' if len(unmatched) == 1 else ''} no name of this pack (another pack, or its folders renamed?)")
+    unknown = [name for name in names if not salted_names.is_token(name) and name not in by_name]
     if unknown:
         close = sorted(by_name)[:8]
         raise ValueError(f"unknown forget identit{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown[:10])} "
                          f"(the pack's names are its folder names, e.g. {', '.join(close)})")
-    return [by_name[entry] if isinstance(entry, str) else int(entry) for entry in requested]
+    return [by_name[resolved[entry]] if isinstance(entry, str) else int(entry) for entry in requested]
 
 
 def choose_forget_identities(

@@ -160,7 +160,7 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
     ``original_runs``: the folder whose Original runs the method runs take their step 0 from (default ``out``;
     ``faceunlearn tune`` evaluates the Original once in ``OUT/originals`` for all its trials).
     """
-    from faceunlearn.cli import same_start_evaluation
+    from faceunlearn.cli import same_start_evaluation, start_evaluation_sha256
 
     originals = originals or {}
     original_runs = out if original_runs is None else Path(original_runs)
@@ -171,8 +171,10 @@ def plan_runs(configs: list[ConfigInfo], seeds: list[int], out: Path, overrides:
     weights_sha = {w: file_sha256(_expanded(w)) for w in set(start_weights.values())}
 
     def settings(config: str, weights: str | None) -> dict:
+        # start_evaluation_sha256: an Original made with another config of its scenario that evaluates alike is kept
         return {"config": config, "config_sha256": config_sha256(config), "overrides": outcome_overrides(overrides),
-                "init_weights": weights, "init_weights_sha256": weights_sha.get(weights)}
+                "init_weights": weights, "init_weights_sha256": weights_sha.get(weights),
+                "start_evaluation_sha256": start_evaluation_sha256(config)}
 
     specs = []
     for seed in seeds:

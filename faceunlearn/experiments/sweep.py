@@ -191,10 +191,15 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
-def _differences(stored: dict, current: dict) -> list[str]:
+def _differences(stored: dict, current: dict, kind: str = "method") -> list[str]:
     names = {"config_sha256": "config file content", "overrides": "overrides", "init_weights": "start weights path",
-             "init_weights_sha256": "start weights content", "config": "config path"}
-    return [names.get(key, key) for key in current if key in stored and stored.get(key) != current[key]]
+             "init_weights_sha256": "start weights content", "config": "config path",
+             "start_evaluation_sha256": "evaluation settings"}
+    ignored = set()
+    if kind == "original" and stored.get("start_evaluation_sha256") is not None:
+        # an Original is only an evaluation: made with another config of the scenario that evaluates alike, it stands
+        ignored = {"config", "config_sha256"}
+    return [names.get(key, key) for key in current if key in stored and key not in ignored and stored.get(key) != current[key]]
 
 
 def execute(specs: list[RunSpec], runner=None, launcher=None) -> list[RunSpec]:
@@ -211,7 +216,7 @@ def execute(specs: list[RunSpec], runner=None, launcher=None) -> list[RunSpec]:
     for spec in specs:
         if layout.is_finished(spec.run_dir):
             stored = layout.read_done(spec.run_dir).get("settings", {})
-            changed = _differences(stored, spec.settings)
+            changed = _differences(stored, spec.settings, spec.kind)
             if changed and spec.kind == "original":
                 # every method run reads the Original's step-0 numbers: one made with other settings (e.g. before
                 # the protocol gained a benchmark) would fail them or mislead; it is only an evaluation, redo it

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from filelock import FileLock
 
 from faceunlearn.experiments import layout
 from faceunlearn.experiments.sweep import execute, method_configs, plan_runs
@@ -240,6 +241,16 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
     layout.write_text_atomic(out / "best.yaml", header + yaml.safe_dump(document, sort_keys=False))
 
 
+def open_study(out_dir: Path, study_name: str, storage: str | None, directions: list[str], sampler=None):
+    """The study, made or loaded. Processes started together would race creating one RDB storage's tables (sqlite:
+    ``UNIQUE constraint failed: alembic_version``), so they take turns on ``OUT/.study.lock``."""
+    import optuna
+
+    with FileLock(str(Path(out_dir) / ".study.lock")):
+        return optuna.create_study(study_name=study_name, storage=storage, directions=directions, sampler=sampler,
+                                   load_if_exists=True)
+
+
 def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: str, retention: list[str],
          forget_ratio: float | None = 0.5, overrides: list[str] = (), storage: str | None = None, study_name: str | None = None,
          sampler_seed: int = 0, sampler: str = "tpe", objectives: list[str] = DEFAULT_OBJECTIVES,
@@ -309,10 +320,8 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
         write_outputs(study, config, params, seeds, out_dir, storage, declared)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(
-        study_name=study_name or f"tune_{Path(config).stem}", storage=storage, directions=declared.directions,
-        sampler=make_sampler(sampler, params, sampler_seed), load_if_exists=True,
-    )
+    study = open_study(out_dir, study_name or f"tune_{Path(config).stem}", storage, declared.directions,
+                       make_sampler(sampler, params, sampler_seed))
     if study.directions != [optuna.study.StudyDirection.MINIMIZE if d == "minimize" else optuna.study.StudyDirection.MAXIMIZE
                             for d in declared.directions]:
         raise SystemExit(f"study {study.study_name!r} in {storage} has other objectives; give another --study-name")

@@ -145,8 +145,9 @@ def write_pair_report(out: Path, metrics: dict, facts: dict, seconds: dict[str, 
 def stays_on_disk(keep_resumable: bool) -> list[str]:
     return [
         "* `model.onnx`, `report.md`, `model_card.md`, `roc.png`, `metrics.json`: counts and numbers, no names, no faces.",
-        "* `work/steps.json`: the request — the model's path, the photo folders' paths and **the names you asked to forget** "
-        "(so that a rerun resumes the same request). Delete it once you are done.",
+        "* `work/steps.json`: the request — the model's path, the photo folders' paths and the names you asked to forget "
+        "as salted SHA-256 hashes (so that a rerun knows it is the same request; whoever holds a name and this file can "
+        "test it, nobody can read it). Delete it once you are done.",
         "* `work/runs/`: evaluation tables and the audit (numbers only), configs and checkpoints that name the forgotten "
         "people by pack id only. " + ("The checkpoints are resumable: they still hold the forgotten people's CosFace head "
                                       "rows (`faceunlearn purge --checkpoints work/runs` removes them)." if keep_resumable

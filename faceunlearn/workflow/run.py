@@ -16,7 +16,8 @@ sweep), each timed:
    ``keep_resumable``), the aligned crops of the people folder and the disjointness report (it names people);
 7. **report**: ``<out>/report.md`` (counts, never names), ``<out>/model_card.md``, ``<out>/roc.png``.
 
-The forgotten people go into every config and checkpoint by pack identity id, never by name.
+The forgotten people go into every config and checkpoint by pack identity id, and into ``steps.json`` as salted
+hashes (``faceunlearn.data.salted_names``), never by name.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faceunlearn.data import salted_names
 from faceunlearn.io.shipped import configs_folder
 from faceunlearn.workflow.inputs import MIN_FORGET_PHOTOS, UnlearnInputError, aligned_folders, check_faces, check_request
 
@@ -50,9 +52,12 @@ class UnlearnResult:
 class _Steps:
     """``<out>/work/steps.json``: the steps done, their seconds and facts (written atomically after each)."""
 
-    def __init__(self, work: Path, request: dict):
+    def __init__(self, work: Path, request: dict, forget: list[str]):
         self.path = work / "steps.json"
         state = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        # the names asked to forget are kept as salted hashes: enough to know a rerun asks the same, never the names
+        salt = (state.get("request") or {}).get("forget", {}).get("salt") or salted_names.new_salt()
+        request = {**request, "forget": {"salt": salt, "sha256": sorted(salted_names.digest(name, salt) for name in forget)}}
         if state.get("request") not in (None, request):
             raise UnlearnInputError(f"{work.parent} holds another request's run (other model, people or options): "
                                     f"use a new --out")
@@ -117,9 +122,9 @@ def unlearn(model: str, people: str | Path, forget: list[str], heldout: str | Pa
     overrides = model_overrides(model, backbone)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    steps = _Steps(work, {"model": str(Path(model).resolve()) if Path(model).exists() else str(model), "people": str(Path(people).resolve()), "forget": sorted(forget),
+    steps = _Steps(work, {"model": str(Path(model).resolve()) if Path(model).exists() else str(model), "people": str(Path(people).resolve()),
                           "heldout": str(Path(heldout).resolve()) if heldout else None, "aligned": sorted(aligned),
-                          "backbone": backbone, "audit": audit})
+                          "backbone": backbone, "audit": audit}, forget)
     seconds = {}
     started = time.perf_counter()
     steps.record("check", time.perf_counter() - started, people=len(request.people), forget=len(forget),
