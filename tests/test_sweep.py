@@ -147,7 +147,9 @@ def test_changed_settings_keep_a_finished_method_run_and_redo_the_original(fake,
     capsys.readouterr()
     sweep.sweep([str(config)], [0], str(out), overrides=override)
     assert [spec.name for spec in runner.calls] == ["original/seed0"]
-    assert "original/seed0: made with a different evaluation settings; evaluated again" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "original/seed0: made with a different evaluation settings; evaluated again" in printed
+    assert "original/seed0: made with other settings, moved aside to" in printed
     assert len(list(out.glob("original/seed0.crashed-*"))) == 1  # the old one kept aside, not overwritten
     # the protocol it includes, and the group files that protocol names, are part of its content too
     data_file = config.parent / "protocols" / "demo_data.yaml"

@@ -212,7 +212,7 @@ def execute(specs: list[RunSpec], runner=None, launcher=None) -> list[RunSpec]:
     stops the sweep: nothing new starts, runs already going end and are kept, the error is raised
     (the failed run's folder is moved aside and redone by the next sweep).
     """
-    todo = []
+    todo, stale = [], set()
     for spec in specs:
         if layout.is_finished(spec.run_dir):
             stored = layout.read_done(spec.run_dir).get("settings", {})
@@ -222,6 +222,7 @@ def execute(specs: list[RunSpec], runner=None, launcher=None) -> list[RunSpec]:
                 # the protocol gained a benchmark) would fail them or mislead; it is only an evaluation, redo it
                 print(f"[sweep] {spec.name}: made with a different {', '.join(changed)}; evaluated again")
                 todo.append(spec)
+                stale.add(spec.run_dir)
                 continue
             note = f" — warning: it was made with a different {', '.join(changed)}; kept (move the folder away to redo it)" if changed else ""
             print(f"[sweep] skip {spec.name}: finished{note}")
@@ -231,7 +232,8 @@ def execute(specs: list[RunSpec], runner=None, launcher=None) -> list[RunSpec]:
     for index, spec in enumerate(todo, start=1):
         if spec.run_dir.exists():
             moved = layout.move_aside(spec.run_dir)
-            print(f"[sweep] {spec.name}: unfinished folder from an earlier sweep moved aside to {moved}; redoing the run")
+            why = "made with other settings" if spec.run_dir in stale else "unfinished folder from an earlier sweep"
+            print(f"[sweep] {spec.name}: {why}, moved aside to {moved}; redoing the run")
         spec.run_dir.mkdir(parents=True)
     start, durations = time.perf_counter(), []
 
