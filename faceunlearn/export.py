@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceunlearn.models.iresnet import DEPTHS, TINY, build_backbone
+from faceunlearn.models.iresnet import BACKBONE_NAMES, DEPTHS, TINY, TINY_NAMES, build_backbone
 from faceunlearn.models.weights import CheckpointMismatchError, load_state_dict_strict
 
 INPUT_NAME = "data"
@@ -98,7 +98,10 @@ def infer_backbone_name(state_dict: dict[str, torch.Tensor]) -> str | None:
     stem = state_dict.get("conv1.weight")
     stem_width = None if stem is None else int(stem.shape[0])
     if tuple(blocks) == TINY["layers"] and stem_width == TINY["widths"][0]:
-        return "iresnet_tiny"
+        fc = state_dict.get("fc.weight")  # the tiny variants differ in the side of the last feature map only
+        for name in TINY_NAMES:
+            if fc is None or int(fc.shape[1]) == build_backbone(name, int(fc.shape[0])).fc.in_features:
+                return name
     for name, depths in DEPTHS.items():
         if tuple(blocks) == depths and stem_width == 64:
             return name
@@ -119,7 +122,7 @@ def load_backbone(
     if name is None:
         raise CheckpointMismatchError(
             f"cannot tell the architecture of {str(path)!r} from its keys; pass --backbone "
-            f"({', '.join([*DEPTHS, 'iresnet_tiny'])})"
+            f"({', '.join(BACKBONE_NAMES)})"
         )
     fc = state_dict.get("fc.weight")
     size = embedding_size or hyper_parameters.get("embedding_size") or (int(fc.shape[0]) if fc is not None else 512)

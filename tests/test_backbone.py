@@ -59,6 +59,27 @@ def test_forward_shape_and_unknown_name():
         build_backbone("resnet50")
 
 
+def test_tiny56_is_the_tiny_network_on_the_crop_averaged_to_56():
+    """``iresnet_tiny56`` = a 2×2 average of the 112 crop, then the tiny network built for a 56 input (same keys)."""
+    from faceunlearn.models.iresnet import TINY, IResNet
+
+    torch.manual_seed(0)
+    small = build_backbone("iresnet_tiny56", 64).eval()
+    reference = IResNet(TINY["layers"], TINY["widths"], 64, stem_stride=2, input_size=56).eval()
+    reference.load_state_dict(small.state_dict())
+    x = torch.randn(3, 3, 112, 112)
+    assert torch.allclose(small(x), reference(torch.nn.functional.avg_pool2d(x, 2)), atol=1e-6)
+    assert sorted(small.state_dict()) == sorted(build_backbone("iresnet_tiny", 64).state_dict())
+    assert small.fc.in_features == 128 * 2 * 2  # 56 → 28 (stem) → 14 → 7 → 4 → 2
+
+
+def test_tiny_variants_are_told_apart_by_their_keys():
+    from faceunlearn.export import infer_backbone_name
+
+    for name in ("iresnet_tiny", "iresnet_tiny56", "iresnet18"):
+        assert infer_backbone_name(build_backbone(name, 128).state_dict()) == name
+
+
 def test_insightface_backbone_file_loads_strictly(tmp_path):
     """A bare arcface_torch state_dict (torch.save(backbone.state_dict())) loads with strict=True."""
     source = build_backbone("iresnet18")

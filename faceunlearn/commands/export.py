@@ -8,7 +8,7 @@ import argparse
 def main(argv: list[str] | None = None) -> None:
     # torch and the models: only when the command runs
     from faceunlearn.export import DEFAULT_OPSET, ExportError, export_onnx
-    from faceunlearn.models.iresnet import DEPTHS
+    from faceunlearn.models.iresnet import BACKBONE_NAMES
     from faceunlearn.models.onnx_backbone import OnnxModelError
     from faceunlearn.models.weights import CheckpointMismatchError
 
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", "--ckpt", dest="ckpt", required=True,
                         help="faceunlearn .ckpt or insightface backbone.pth (--ckpt: the old name)")
     parser.add_argument("--out", required=True, help="output .onnx file")
-    parser.add_argument("--backbone", choices=[*DEPTHS, "iresnet_tiny"], help="architecture (default: from the checkpoint)")
+    parser.add_argument("--backbone", choices=BACKBONE_NAMES, help="architecture (default: from the checkpoint)")
     parser.add_argument("--embedding-size", type=int, help="embedding dimension (default: from the checkpoint)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")

@@ -41,7 +41,7 @@ class FaceModule(RetentionTerms, L.LightningModule):
 
     Args:
         num_classes: CosFace classes (training identities); linked from the DataModule by the CLI.
-        backbone: ``iresnet18|34|50|100`` (insightface layout), ``iresnet_tiny`` (CPU demo), or
+        backbone: ``iresnet18|34|50|100`` (insightface layout), ``iresnet_tiny`` or ``iresnet_tiny56`` (CPU demo), or
             ``onnx``: the ONNX recognizer named by ``init_weights`` (a path or ``sface``), converted to a
             trainable module (``faceunlearn.models.onnx_backbone``), its input convention kept.
         embedding_size: dimension of ``z`` (default 512 for IResNets; an ONNX model's is read from it).
