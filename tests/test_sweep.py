@@ -245,6 +245,29 @@ def test_audit_runs_audits_each_finished_method_run_once_against_its_seeds_retra
     assert len(calls) == 4
 
 
+def test_a_later_sweep_of_other_configs_copies_the_references_of_an_earlier_audit_in_its_out(fake, monkeypatch, tmp_path):
+    """A sweep of one more config into an OUT whose forget sets are audited already: no Original audited again."""
+    runner, override, out = fake
+    monkeypatch.setattr(sweep, "ensure_original", lambda config, overrides: tmp_path / "ft/last.ckpt")
+    calls = []
+
+    def fake_audit(config, ckpt, folder, retrain, overrides, references=None, relearn_lrs="default"):
+        calls.append((Path(ckpt).parent.parent.parent.name, references))
+        folder.mkdir(parents=True)
+        (folder / "audit.csv").write_text("method,seed,benchmark,metric,value\n")
+        (folder / AUDIT_JSON).write_text(json.dumps({"config": config}))
+        return []
+
+    audit_waves.audit_runs(sweep.sweep([DISP], [0], str(out), finetune_config=FINETUNE, retrain=True), audit=fake_audit)
+    audit_waves.audit_runs(sweep.sweep([GA], [0], str(out), finetune_config=FINETUNE, retrain=True), audit=fake_audit)
+    assert calls == [("demo_disp", None), ("demo_ga", str(out / "demo_disp/seed0/audit"))]
+    # an earlier audit made under another evaluation is no reference
+    (out / "demo_disp/seed0/audit" / AUDIT_JSON).write_text(json.dumps({"config": str(tmp_path / "gone.yaml")}))
+    shutil.rmtree(out / "demo_ga/seed0/audit")
+    audit_waves.audit_runs(sweep.sweep([GA], [0], str(out), finetune_config=FINETUNE, retrain=True), audit=fake_audit)
+    assert calls[-1] == ("demo_ga", None)
+
+
 def test_audits_go_through_the_launcher_in_two_waves_and_a_failure_stops_them(fake, monkeypatch, tmp_path):
     runner, override, out = fake
     monkeypatch.setattr(sweep, "ensure_original", lambda config, overrides: tmp_path / "ft/last.ckpt")

@@ -59,6 +59,25 @@ def audit_overrides(args: list[str]) -> list[str]:
     return kept
 
 
+def _earlier_audit(spec: RunSpec, same_start_evaluation) -> tuple[str, Path] | None:
+    """A finished audit of ``spec``'s forget set in a sibling run folder of the same OUT (``OUT/<config>/seedK/audit``)
+    whose config evaluates the start model alike: its Original and Retrain rows may be copied (``REUSE_KEYS``, checked
+    by the audit itself, decide)."""
+    from faceunlearn.audit import AUDIT_JSON
+
+    out, seed_folder = spec.run_dir.parent.parent, spec.run_dir.name
+    for folder in sorted(out.glob(f"*/{seed_folder}/{layout.AUDIT}")):
+        if folder == spec.run_dir / layout.AUDIT or not (folder / "audit.csv").is_file():
+            continue
+        try:
+            config = json.loads((folder / AUDIT_JSON).read_text()).get("config")
+        except (OSError, ValueError):
+            continue
+        if config and same_start_evaluation(spec.config, config):
+            return config, folder
+    return None
+
+
 def audit_specs(specs: list[RunSpec], relearn_lrs: list[float] | None = None) -> list[list[RunSpec]]:
     """The audits still to make, as two waves of audit RunSpecs: first the first audit of each forget set
     (scenario, seed, start weights) that has none yet, which audits the Original and Retrain; then every
@@ -81,6 +100,10 @@ def audit_specs(specs: list[RunSpec], relearn_lrs: list[float] | None = None) ->
     waves: list[list[RunSpec]] = [[], []]
     for group, spec, folder in todo:
         wave, references = 1, None
+        if group not in first:  # an audit of this forget set by an earlier sweep of other configs into the same OUT
+            earlier = _earlier_audit(spec, same_start_evaluation)
+            if earlier is not None:
+                first[group] = earlier
         if group not in first:
             first[group], wave = (spec.config, folder), 0
         elif same_start_evaluation(spec.config, first[group][0]):
