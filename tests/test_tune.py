@@ -84,7 +84,7 @@ def test_reported_seeds_are_refused(runner, tmp_path):
                   overrides=override)
 
 
-def test_trials_table_best_config_and_a_shared_study(runner, tmp_path):
+def test_trials_table_best_config_and_a_shared_study(runner, tmp_path, capsys):
     fake, override = runner
     out, storage = tmp_path / "tune", f"sqlite:///{tmp_path / 'study.db'}"
     params = [parse_param("model.init_args.lr=loguniform:1e-3:1e-2")]
@@ -131,6 +131,13 @@ def test_trials_table_best_config_and_a_shared_study(runner, tmp_path):
     calls = len(fake.calls)
     tune.tune(CONFIG, params, [100, 101], 0, str(out), ["retain"], overrides=override, storage=storage)  # rewrite only
     assert len(fake.calls) == calls and len(list(csv.DictReader((out / "trials.csv").open()))) == 5
+    assert "still running" not in capsys.readouterr().out
+    # a trial another process is still running: the pick is said to be provisional
+    import optuna
+
+    optuna.load_study(study_name="tune_demo_disp", storage=storage).ask()
+    tune.tune(CONFIG, params, [100, 101], 0, str(out), ["retain"], overrides=override, storage=storage)
+    assert "1 trial still running in other processes: the last of them to finish rewrites" in capsys.readouterr().out
 
 
 def test_best_config_inlines_file_valued_groups(tmp_path):

@@ -331,6 +331,9 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
     if chosen is None:
         print(f"[tune] no finished trial in study {study.study_name!r} yet")
         return study
+    running = sum(trial.state == optuna.trial.TrialState.RUNNING for trial in study.trials)
+    later = (f" — {running} trial{'s' if running > 1 else ''} still running in other processes: the last of them to "
+             f"finish rewrites these files with the final pick") if running else ""
     print(f"[tune] picked trial {chosen.number}: {chosen.params}{' (' + note + ')' if note else ''}; wrote "
-          f"{out_dir / 'best.yaml'} and {out_dir / 'trials.csv'}")
+          f"{out_dir / 'best.yaml'} and {out_dir / 'trials.csv'}{later}")
     return study
