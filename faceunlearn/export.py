@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceunlearn.models.iresnet import BACKBONE_NAMES, DEPTHS, TINY, TINY_NAMES, build_backbone
+from faceunlearn.models.iresnet import BACKBONE_NAMES, DEPTHS, TINY, TINY_NAMES, build_backbone, last_side
 from faceunlearn.models.weights import CheckpointMismatchError, load_state_dict_strict
 
 INPUT_NAME = "data"
@@ -99,8 +99,9 @@ def infer_backbone_name(state_dict: dict[str, torch.Tensor]) -> str | None:
     stem_width = None if stem is None else int(stem.shape[0])
     if tuple(blocks) == TINY["layers"] and stem_width == TINY["widths"][0]:
         fc = state_dict.get("fc.weight")  # the tiny variants differ in the side of the last feature map only
-        for name in TINY_NAMES:
-            if fc is None or int(fc.shape[1]) == build_backbone(name, int(fc.shape[0])).fc.in_features:
+        for name, tiny in TINY_NAMES.items():
+            side = last_side(stem_stride=tiny["stem_stride"], input_pool=tiny.get("input_pool", 1))
+            if fc is None or int(fc.shape[1]) == tiny["widths"][-1] * side * side:
                 return name
     for name, depths in DEPTHS.items():
         if tuple(blocks) == depths and stem_width == 64:

@@ -59,11 +59,12 @@ def audit_overrides(args: list[str]) -> list[str]:
     return kept
 
 
-def _earlier_audit(spec: RunSpec, same_start_evaluation) -> tuple[str, Path] | None:
+def _earlier_audit(spec: RunSpec) -> tuple[str, Path] | None:
     """A finished audit of ``spec``'s forget set in a sibling run folder of the same OUT (``OUT/<config>/seedK/audit``)
     whose config evaluates the start model alike: its Original and Retrain rows may be copied (``REUSE_KEYS``, checked
     by the audit itself, decide)."""
     from faceunlearn.audit import AUDIT_JSON
+    from faceunlearn.cli import same_start_evaluation
 
     out, seed_folder = spec.run_dir.parent.parent, spec.run_dir.name
     for folder in sorted(out.glob(f"*/{seed_folder}/{layout.AUDIT}")):
@@ -100,12 +101,10 @@ def audit_specs(specs: list[RunSpec], relearn_lrs: list[float] | None = None) ->
     waves: list[list[RunSpec]] = [[], []]
     for group, spec, folder in todo:
         wave, references = 1, None
-        if group not in first:  # an audit of this forget set by an earlier sweep of other configs into the same OUT
-            earlier = _earlier_audit(spec, same_start_evaluation)
-            if earlier is not None:
-                first[group] = earlier
-        if group not in first:
-            first[group], wave = (spec.config, folder), 0
+        if group not in first:  # the forget set's first audit: an earlier sweep's in this OUT, else this one
+            first[group] = _earlier_audit(spec) or (spec.config, folder)
+        if first[group][1] == folder:
+            wave = 0
         elif same_start_evaluation(spec.config, first[group][0]):
             references = str(first[group][1])
         reference = retrain.get((spec.scenario, spec.seed))

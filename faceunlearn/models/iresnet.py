@@ -28,6 +28,15 @@ TINY_NAMES = {"iresnet_tiny": TINY, "iresnet_tiny56": TINY56}
 BACKBONE_NAMES = (*DEPTHS, *TINY_NAMES)
 
 
+def last_side(input_size: int = 112, stem_stride: int = 1, input_pool: int = 1) -> int:
+    """The side of the last feature map: the stem and each of the 4 stages halve it (ceil); 112 → 7 for insightface's
+    stride-1 stem."""
+    side = -(-(input_size // input_pool) // stem_stride)
+    for _ in range(4):
+        side = -(-side // 2)
+    return side
+
+
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
 
@@ -74,9 +83,7 @@ class IResNet(nn.Module):
         self.layer4 = self._make_layer(widths[3], layers[3])
         self.bn2 = nn.BatchNorm2d(widths[3], eps=1e-05)
         self.dropout = nn.Dropout(p=dropout, inplace=True)
-        side = -(-(input_size // input_pool) // stem_stride)
-        for _ in range(4):  # each stage halves the side (ceil): 112 → 7 for insightface's stride-1 stem
-            side = -(-side // 2)
+        side = last_side(input_size, stem_stride, input_pool)
         self.fc = nn.Linear(widths[3] * side * side, num_features)
         self.features = nn.BatchNorm1d(num_features, eps=1e-05)
         nn.init.constant_(self.features.weight, 1.0)

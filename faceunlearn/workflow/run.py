@@ -56,7 +56,8 @@ class _Steps:
         self.path = work / "steps.json"
         state = json.loads(self.path.read_text()) if self.path.is_file() else {}
         # the names asked to forget are kept as salted hashes: enough to know a rerun asks the same, never the names
-        salt = (state.get("request") or {}).get("forget", {}).get("salt") or salted_names.new_salt()
+        stored = (state.get("request") or {}).get("forget")
+        salt = stored.get("salt") if isinstance(stored, dict) else salted_names.new_salt()
         request = {**request, "forget": {"salt": salt, "sha256": sorted(salted_names.digest(name, salt) for name in forget)}}
         if state.get("request") not in (None, request):
             raise UnlearnInputError(f"{work.parent} holds another request's run (other model, people or options): "
