@@ -144,3 +144,84 @@ def test_contrastive_forwards_the_retain_batch_once_for_its_objective_and_the_re
                     + 0.5 * model.head(kept, retain["label"])
                     + embedding_distillation_loss(kept, model.start_embeddings(retain["image"])))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# -- distillation on a pool of unlabeled faces nobody asked to forget (issue 28) --------------------
+def _pool_module(root, pool_root, **kwargs):
+    return FaceDataModule(root=str(root), extra_sources={"gallery": str(pool_root)}, distill_pool="gallery",
+                          num_forget_identities=4, batch_size=8, images_per_identity=4, retain_batch_size=6,
+                          batches_per_epoch=3, eval_retain_identities=3, **kwargs)
+
+
+def test_the_pool_stream_serves_the_pool_pack_only_and_no_benchmark_reads_it(tmp_path, random_packed):
+    from conftest import write_random_packed
+    from faceunlearn.data.dataset import model_input
+
+    pool = write_random_packed(tmp_path / "pool", train_identities=3, images_per_identity=4, holdout=2, distractors=3, seed=7)
+    dm = _pool_module(random_packed.root, pool.root)
+    dm.setup()
+    assert not any(name.startswith("gallery:") for name in dm.subsets)  # out of the evaluation sources
+    dm.use_streams(["forget", "pool"])
+    batches = [model_input(batch["pool"]) for batch, *_ in dm.train_dataloader()]
+    assert len(batches) == 3 and all(len(batch["image"]) == 6 for batch in batches)
+    ids = torch.cat([batch["image_id"] for batch in batches]).numpy()
+    assert set(ids) <= set(pool.image_ids.tolist()) and len(set(ids)) == len(ids)  # 18 of the pool's 28, each once
+    again = [model_input(batch["pool"])["image_id"] for batch, *_ in dm.train_dataloader()]
+    assert torch.equal(torch.cat(again), torch.from_numpy(ids))  # seeded
+    with pytest.raises(ValueError, match="distill_pool 'gallery' is evaluated .*gallery:holdout_query"):
+        _pool_module(random_packed.root, pool.root, eval_subsets=["forget_test", "gallery:holdout_query"])
+    with pytest.raises(ValueError, match="'nope' is not an entry of data.extra_sources"):
+        FaceDataModule(root=str(random_packed.root), distill_pool="nope")
+    plain = FaceDataModule(root=str(random_packed.root), num_forget_identities=4, batch_size=8, eval_retain_identities=3)
+    plain.setup()
+    with pytest.raises(ValueError, match="pool_distill retention term needs data.distill_pool"):
+        plain.stream("pool")
+
+
+def test_pool_distillation_is_the_distillation_formula_on_the_pool_batch():
+    torch.manual_seed(0)
+    model = Dispersion(num_classes=6, backbone="iresnet_tiny", retention={"pool_distill": 2.0, "distill": 0.5})
+    assert model.train_streams == ("forget", "retain", "pool") and model.start_model is not None
+    only_pool = Dispersion(num_classes=6, backbone="iresnet_tiny", retention={"pool_distill": 1.0})
+    assert only_pool.train_streams == ("forget", "pool")  # no retain batch read for nothing
+    with torch.no_grad():  # move the trained network off its start so the terms are not zero
+        for parameter in model.backbone.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    model.eval()
+    forget = {"image": torch.randn(4, 3, 112, 112), "label": torch.tensor([0, 0, 1, 1])}
+    retain = {"image": torch.randn(5, 3, 112, 112), "label": torch.tensor([2, 3, 3, 4, 5])}
+    pool = {"image": torch.randn(6, 3, 112, 112), "label": torch.zeros(6, dtype=torch.long)}
+    terms = model.step_terms({"forget": forget, "retain": retain, "pool": pool})
+    with torch.no_grad():
+        student, teacher = model(pool["image"]).numpy(), model.start_model["backbone"](pool["image"]).numpy()
+    expected = 2.0 * np.mean([1.0 - _unit(student)[i] @ _unit(teacher)[i] for i in range(6)])
+    assert terms["pool_distill"].item() == pytest.approx(expected, rel=1e-4) and expected > 1e-3
+    assert "distill" in terms and terms["distill"].item() > 0
+
+
+def test_pool_distillation_holds_unseen_faces_near_the_start(tmp_path, random_packed):
+    """Same seeded Dispersion run with and without ``pool_distill``: faces of people in no training stream stay
+    closer to f_0 with it."""
+    from conftest import write_random_packed
+
+    pool = write_random_packed(tmp_path / "pool", train_identities=10, images_per_identity=6, holdout=0, distractors=0, seed=3)
+
+    def cosine_to_start(retention):
+        L.seed_everything(0)
+        model = Dispersion(num_classes=20, backbone="iresnet_tiny", lr=0.05, retention=retention)
+        start = Dispersion(num_classes=20, backbone="iresnet_tiny")
+        start.load_state_dict(model.state_dict())
+        datamodule = _pool_module(random_packed.root, pool.root, eval_subsets=["holdout"])
+        datamodule.hparams.batches_per_epoch = 6
+        trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
+                            enable_progress_bar=False, enable_model_summary=False)
+        model.training_images = datamodule
+        trainer.fit(model, datamodule)
+        images = normalize(torch.from_numpy(np.asarray(datamodule.packed.images[np.sort(datamodule.rows["holdout"])])))
+        model.eval(), start.eval()
+        with torch.no_grad():
+            return torch.nn.functional.cosine_similarity(model(images), start(images)).mean().item()
+
+    without, with_pool = cosine_to_start(None), cosine_to_start({"pool_distill": 10.0})
+    print(f"\nOBS held-out cosine to start: without {without:.4f}, with pool distillation {with_pool:.4f}")
+    assert with_pool > without + 0.1

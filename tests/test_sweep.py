@@ -150,7 +150,10 @@ def test_changed_settings_keep_a_finished_method_run_and_redo_the_original(fake,
     printed = capsys.readouterr().out
     assert "original/seed0: made with a different evaluation settings; evaluated again" in printed
     assert "original/seed0: made with other settings, moved aside to" in printed
-    assert len(list(out.glob("original/seed0.crashed-*"))) == 1  # the old one kept aside, not overwritten
+    assert len(list(out.glob("original/seed0.superseded-*"))) == 1  # the old one kept aside, not overwritten
+    assert not list(out.glob("original/seed0.crashed-*"))  # finished, not crashed: named for why it moved
+    from faceunlearn.experiments.layout import finished_runs
+    assert not any("superseded" in str(path) for path in finished_runs(out))  # no report reads it
     # the protocol it includes, and the group files that protocol names, are part of its content too
     data_file = config.parent / "protocols" / "demo_data.yaml"
     before = sweep.config_sha256(config)

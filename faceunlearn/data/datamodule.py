@@ -58,7 +58,12 @@ class FaceDataModule(TrainingStreams, L.LightningDataModule):
 
     Args:
         root: packed dataset folder (forget and retain identities come from its ``train`` split).
-        extra_sources: source name → packed dataset folder, for evaluation only.
+        extra_sources: source name → packed dataset folder, for evaluation only (or as ``distill_pool``).
+        distill_pool: the name of an ``extra_sources`` entry whose every image is an unlabeled face nobody asked
+            to forget (the user's own gallery, any unlabeled faces): the ``pool`` stream, batches of
+            ``retain_batch_size``, for the ``pool_distill`` retention term. No benchmark may read it (a face
+            the network was held on cannot measure retention). Run ``faceunlearn check-disjoint`` on it first:
+            a forgotten person's photo in the pool is distilled back.
         dataset: what ``root`` holds (``celeba``, ``vggface2``, …), for the error that says how to prepare it.
         synthetic: if set and ``root`` does not exist, build the synthetic dataset there with these
             arguments of ``faceunlearn.data.synthetic.build_synthetic_dataset``.
@@ -110,6 +115,7 @@ class FaceDataModule(TrainingStreams, L.LightningDataModule):
         self,
         root: str = "data/synthetic",
         extra_sources: dict[str, str] | None = None,
+        distill_pool: str | None = None,
         dataset: str | None = None,
         synthetic: dict | None = None,
         num_forget_identities: int = 10,
@@ -151,6 +157,18 @@ class FaceDataModule(TrainingStreams, L.LightningDataModule):
         for name, extra_root in self.extra_roots.items():
             if not (extra_root / "meta.json").is_file():
                 raise PackedDatasetError(self._missing_message(extra_root, name))
+        #: the ``pool`` stream's pack (``distill_pool``): taken out of the evaluation sources, so no benchmark reads it
+        self.pool_root = None
+        if distill_pool is not None:
+            if distill_pool not in self.extra_roots:
+                raise ValueError(f"data.distill_pool {distill_pool!r} is not an entry of data.extra_sources "
+                                 f"({', '.join(self.extra_roots) or 'none given'})")
+            evaluated = [name for name in eval_subsets or () if name.startswith(distill_pool + SOURCE_SEPARATOR)]
+            if evaluated:
+                raise ValueError(f"data.distill_pool {distill_pool!r} is evaluated ({', '.join(evaluated)}): faces the "
+                                 f"network is distilled on cannot measure retention; pool another source")
+            self.pool_root = self.extra_roots.pop(distill_pool)
+        self.pool: PackedFaces | None = None
         self.packed: PackedFaces | None = None
         #: extra source name → its packed dataset and evaluation rows
         self.extra: dict[str, tuple[PackedFaces, dict[str, np.ndarray]]] = {}
@@ -258,6 +276,8 @@ class FaceDataModule(TrainingStreams, L.LightningDataModule):
                                            validation_fraction=hp.validation_fraction))
             for name, source in ((name, self._protocol_view(PackedFaces.open(root))) for name, root in self.extra_roots.items())
         }
+        if self.pool_root is not None:
+            self.pool = PackedFaces.open(self.pool_root)
         # Fail at set-up, not mid-training, on an impossible P×K for this forget set.
         self._forget_sampler()
 

@@ -6,7 +6,9 @@
 - ``forget``: D_f^train in identity-balanced P×K batches, ``batch_size`` = P·K (SPEC §2);
 - ``forget_views``: the same batches with ``views`` [B, 2, 3, H, W], two augmented views per image
   (``view_transforms``), for view dispersion;
-- ``retain``: D_r training images in shuffled batches of ``retain_batch_size``, for λ·L_cos.
+- ``retain``: D_r training images in shuffled batches of ``retain_batch_size``, for λ·L_cos;
+- ``pool``: every image of ``distill_pool`` (unlabeled faces nobody asked to forget) in shuffled batches of
+  ``retain_batch_size``, for the ``pool_distill`` retention term.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from faceunlearn.data.dataset import FaceImages
 from faceunlearn.data.samplers import IdentityBalancedBatchSampler, ShuffledBatchSampler
 from faceunlearn.data.views import TwoViews, build_view_pipeline
 
-STREAMS = ("forget", "forget_views", "retain", "train", "retrain")
+STREAMS = ("forget", "forget_views", "retain", "pool", "train", "retrain")
 
 
 class TrainingStreams:
@@ -47,6 +49,12 @@ class TrainingStreams:
             rows = self.rows["retain"]
             sampler = ShuffledBatchSampler(len(rows), hp.retain_batch_size, hp.seed + 1, hp.batches_per_epoch, mirror=True)
             return self._loader(rows, sampler)
+        if name == "pool":
+            if self.pool is None:
+                raise ValueError("the pool_distill retention term needs data.distill_pool (an extra source of unlabeled faces)")
+            sampler = ShuffledBatchSampler(len(self.pool.identities), hp.retain_batch_size, hp.seed + 5, hp.batches_per_epoch,
+                                           mirror=True)
+            return self._loader(FaceImages(self.pool, np.arange(len(self.pool.identities))), sampler)
         if name == "train":
             rows = self.rows["train"]
             return self._loader(rows, ShuffledBatchSampler(len(rows), hp.train_batch_size, hp.seed + 2, mirror=True))

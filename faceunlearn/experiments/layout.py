@@ -16,6 +16,7 @@ A sweep's output folder ``OUT`` holds one folder per run::
                                   (every metric the callback computed, values as fractions)
         done.json                 written LAST, atomically: the run is finished
       <run>.crashed-<timestamp>/  a run found without done.json (killed or crashed), moved aside
+      <run>.superseded-<timestamp>/  an Original made with other settings, moved aside when redone
                                   by the next sweep, which then redoes the run from scratch
 
 Other files in a run folder (e.g. ``retrieval_metrics.csv``, ``history.csv``, ``embeddings/`` of
@@ -61,6 +62,9 @@ AUDIT = "audit"
 LOCK = ".sweep.lock"
 ORIGINAL = "original"
 CRASHED = ".crashed-"
+SUPERSEDED = ".superseded-"
+#: the markers of folders moved aside (``move_aside``): never read as finished runs
+MOVED_ASIDE = (CRASHED, SUPERSEDED)
 #: scenarios whose Original lives in ``original/``; any other scenario's in ``original_<scenario>/``
 MAIN_SCENARIOS = ("synthetic", "celeba")
 
@@ -95,22 +99,24 @@ def now_iso() -> str:
 
 
 
-def move_aside(path: str | os.PathLike) -> Path:
-    """Rename an unfinished run folder to ``<run>.crashed-<timestamp>`` (never overwriting anything)."""
+def move_aside(path: str | os.PathLike, marker: str = CRASHED) -> Path:
+    """Rename a run folder to ``<run><marker><timestamp>`` (``.crashed-``: unfinished; ``.superseded-``: made with
+    other settings), never overwriting anything."""
     path = Path(path)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}{CRASHED}{stamp}")
+    target = path.with_name(f"{path.name}{marker}{stamp}")
     suffix = 1
     while target.exists():
-        target = path.with_name(f"{path.name}{CRASHED}{stamp}-{suffix}")
+        target = path.with_name(f"{path.name}{marker}{stamp}-{suffix}")
         suffix += 1
     path.rename(target)
     return target
 
 
 def finished_runs(root: str | os.PathLike) -> list[Path]:
-    """Every finished run folder under ``root`` (any depth), sorted; crashed copies are ignored."""
-    return sorted(done.parent for done in Path(root).rglob(DONE) if CRASHED not in str(done.parent.relative_to(root)))
+    """Every finished run folder under ``root`` (any depth), sorted; folders moved aside are ignored."""
+    return sorted(done.parent for done in Path(root).rglob(DONE)
+                  if not any(marker in str(done.parent.relative_to(root)) for marker in MOVED_ASIDE))
 
 
 class SweepLock:

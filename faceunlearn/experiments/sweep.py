@@ -26,7 +26,8 @@
 * **Resumable.** A run whose folder holds ``done.json`` is skipped (with a warning if it was made
   with other settings: the config file's content, the overrides or the start weights). A folder
   without ``done.json`` (a killed or crashed run) is moved aside to ``<run>.crashed-<timestamp>``
-  and the run is redone from scratch. Nothing finished is ever overwritten. The folder layout is in
+  and the run is redone from scratch; an Original whose evaluation settings changed goes to
+  ``<run>.superseded-<timestamp>``. Nothing finished is ever overwritten. The folder layout is in
   ``faceunlearn.experiments.layout``.
 
 ``--override`` applies to every method run and to the Original's evaluations (e.g. a data path);
@@ -231,7 +232,7 @@ def execute(specs: list[RunSpec], runner=None, launcher=None) -> list[RunSpec]:
     print(f"[sweep] {len(specs)} runs: {len(specs) - len(todo)} finished, {len(todo)} to run")
     for index, spec in enumerate(todo, start=1):
         if spec.run_dir.exists():
-            moved = layout.move_aside(spec.run_dir)
+            moved = layout.move_aside(spec.run_dir, layout.SUPERSEDED if spec.run_dir in stale else layout.CRASHED)
             why = "made with other settings" if spec.run_dir in stale else "unfinished folder from an earlier sweep"
             print(f"[sweep] {spec.name}: {why}, moved aside to {moved}; redoing the run")
         spec.run_dir.mkdir(parents=True)

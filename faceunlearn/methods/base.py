@@ -12,7 +12,7 @@ from torch import nn
 
 from faceunlearn.data.dataset import model_input
 from faceunlearn.methods.optim import optimizer_and_schedule
-from faceunlearn.methods.retention import RetentionTerms, retention_weights
+from faceunlearn.methods.retention import START_MODEL_TERMS, RetentionTerms, retention_streams, retention_weights
 from faceunlearn.methods.saliency import SALIENCY_LOSSES
 from faceunlearn.methods.saliency_mask import SaliencyMask
 from faceunlearn.models import CosFaceHead
@@ -34,7 +34,7 @@ class FaceModule(RetentionTerms, L.LightningModule):
     """IResNet encoder ``f_θ`` + CosFace head; a method subclass supplies ``loss_terms``.
 
     The training loss (``step_terms``) is ``Σ loss_terms(batch) + Σ_k λ_k·R_k(retain batch)``: the method's own
-    objective plus the retention terms ``retention`` selects (``cosface``, ``distill``, ``relational``:
+    objective plus the retention terms ``retention`` selects (``cosface``, ``distill``, ``relational``, ``pool_distill``:
     ``methods.retention``), on one forward pass of a D_r batch (retain training identities only). ``f_0``
     (``start_model``: as loaded from ``init_weights``, frozen, eval mode, not checkpointed) is kept once per module
     and shared with methods that need it (Boundary Shrink attacks it).
@@ -53,7 +53,7 @@ class FaceModule(RetentionTerms, L.LightningModule):
         warmup_steps: linear warm-up steps before the schedule.
         retain_weight: λ of the CosFace retention term (``retention: {cosface: λ}``).
         retention: retention terms and their weights, e.g. ``{distill: 1.0, relational: 0.5}``
-            (``cosface``, ``distill``, ``relational``; combinable; weights ≥ 0, 0 = off).
+            (``cosface``, ``distill``, ``relational``, ``pool_distill``; combinable; weights ≥ 0, 0 = off).
         init_weights: start from these weights — a faceunlearn ``.ckpt`` (backbone and head), an
             insightface ``backbone.pth`` (backbone only) or, with ``backbone: onnx``, an ONNX file.
             ``--ckpt_path`` resumes a run instead. Start weights that carry no CosFace head get one
@@ -188,7 +188,7 @@ class FaceModule(RetentionTerms, L.LightningModule):
         for name, parameter in self.named_parameters():
             if name.startswith(self.frozen_prefixes):
                 parameter.requires_grad_(False)
-        if self.needs_start_model or {"distill", "relational"} & set(self.retention_weights):
+        if self.needs_start_model or START_MODEL_TERMS & set(self.retention_weights):
             # f_0, copied right after init_weights were loaded, so a --ckpt_path resume still has the start model
             start_model = copy.deepcopy(nn.ModuleDict({"backbone": self.backbone, "head": self.head})).eval()
             start_model.requires_grad_(False)
@@ -214,8 +214,8 @@ class FaceModule(RetentionTerms, L.LightningModule):
 
     @property
     def train_streams(self) -> tuple[str, ...]:
-        streams = self.loss_streams + (("retain",) if self.retention_weights else ())
-        return tuple(dict.fromkeys(streams))  # a method may read "retain" itself (ContrastiveUnlearning)
+        # a method may read "retain" itself (ContrastiveUnlearning)
+        return tuple(dict.fromkeys(self.loss_streams + retention_streams(self.retention_weights)))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw embeddings ``z = f_θ(x)`` (not normalised), float32 under any precision."""
@@ -307,7 +307,7 @@ class FaceModule(RetentionTerms, L.LightningModule):
         try:
             terms = self.loss_terms(batch)
             if self.retention_weights:
-                terms.update(self.retention_terms(batch["retain"]))
+                terms.update(self.retention_terms(batch.get("retain"), batch.get("pool")))
         finally:
             self._step_retain = None  # the graph goes with the step
             self.__dict__["_step_start"] = None

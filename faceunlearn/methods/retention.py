@@ -19,7 +19,9 @@ class RetentionTerms:
     * ``distill``: ``mean_i (1 − cos(f_θ(x_i), f_0(x_i)))``, embedding distillation to the frozen start
       model ``f_0``;
     * ``relational``: ``mean_{i≠j} (cos_θ(x_i, x_j) − cos_0(x_i, x_j))²``, the batch's pairwise cosines
-      kept at the start model's.
+      kept at the start model's;
+    * ``pool_distill``: ``distill``'s formula on a ``pool`` batch (``data.distill_pool``: unlabeled faces nobody
+      asked to forget), so everyone else is held by more faces than D_r's few people.
     """
 
     def start_embeddings(self, images: torch.Tensor) -> torch.Tensor:
@@ -41,8 +43,19 @@ class RetentionTerms:
             self._step_retain = (retain["image"], self(retain["image"]))
         return self._step_retain[1]
 
-    def retention_terms(self, retain: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The weighted retention terms on one retain batch (class doc); one forward pass of it."""
+    def retention_terms(self, retain: dict[str, torch.Tensor] | None,
+                        pool: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The weighted retention terms on one retain batch and one pool batch (class doc); one forward pass of each."""
+        weights = self.retention_weights
+        terms = {}
+        if RETAIN_TERMS & set(weights):
+            terms.update(self._retain_terms(retain))
+        if "pool_distill" in weights:  # after the retain terms: f_0's retain embeddings are cached for them
+            terms["pool_distill"] = weights["pool_distill"] * embedding_distillation_loss(
+                self(pool["image"]), self.start_embeddings(pool["image"]))
+        return terms
+
+    def _retain_terms(self, retain: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         weights = self.retention_weights
         embeddings = self.retain_embeddings(retain)
         terms = {}
@@ -57,7 +70,16 @@ class RetentionTerms:
         return terms
 
 
-RETENTION_TERMS = ("cosface", "distill", "relational")
+RETENTION_TERMS = ("cosface", "distill", "relational", "pool_distill")
+#: the terms computed on the retain batch (``pool_distill`` reads the ``pool`` stream instead)
+RETAIN_TERMS = {"cosface", "distill", "relational"}
+#: the terms that need the frozen start model
+START_MODEL_TERMS = {"distill", "relational", "pool_distill"}
+
+
+def retention_streams(weights: dict[str, float]) -> tuple[str, ...]:
+    """The training streams the retention terms that are on read: ``retain`` and/or ``pool``."""
+    return (("retain",) if RETAIN_TERMS & set(weights) else ()) + (("pool",) if "pool_distill" in weights else ())
 
 
 def retention_weights(retain_weight: float, retention: dict[str, float] | None) -> dict[str, float]:
