@@ -4,7 +4,10 @@ Times ``training_step`` + backward of ``Dispersion`` on the same forget and reta
 config sets it, then with each option switched on alone (median of ``--repeats`` steps after one warm-up),
 and prints the ratio to the config's own step. A run's other costs (evaluations, data) do not change.
 
-    FACEUNLEARN_DATA=/work/data python benchmarks/forgetting_terms_cost.py --config configs/sface_glint_disp.yaml
+    FACEUNLEARN_DATA=/work/data python benchmarks/forgetting_terms_cost.py --config configs/sface_glint_disp.yaml \
+        [--pool PACK] [--only pool_distill]
+
+``--pool PACK`` adds the ``pool_distill`` variant (distillation on a pool batch of ``retain_batch_size`` faces from PACK).
 """
 from __future__ import annotations
 
@@ -53,12 +56,19 @@ def main() -> None:
     parser.add_argument("--config", default="configs/sface_glint_disp.yaml")
     parser.add_argument("--override", default="", help="LightningCLI arguments for every variant")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--pool", help="a pack of unlabeled faces: adds the pool_distill variant")
+    parser.add_argument("--only", nargs="+", help="time only these variants (besides the config's own step)")
     args = parser.parse_args()
     base = shlex.split(args.override)
+    options = dict(OPTIONS)
+    if args.pool:
+        options["pool_distill"] = ["--data.extra_sources.pool", args.pool, "--data.distill_pool", "pool",
+                                   "--model.init_args.retention.pool_distill", "1.0"]
+    options = {name: extra for name, extra in options.items() if not args.only or name in args.only}
     print(f"threads {torch.get_num_threads()}; config {args.config}")
     reference = step_seconds(args.config, base, args.repeats)
     print(f"| variant | s/step | × the config's step |\n|---|---:|---:|\n| as configured | {reference:.2f} | 1.00 |")
-    for name, extra in OPTIONS.items():
+    for name, extra in options.items():
         seconds = step_seconds(args.config, base + extra, args.repeats)
         print(f"| + {name} | {seconds:.2f} | {seconds / reference:.2f} |", flush=True)
 
