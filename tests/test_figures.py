@@ -117,3 +117,25 @@ def test_figures_cli_finds_run_folders_below_a_parent(tmp_path, capsys):
     assert _is_png(tmp_path / "pair.png")
     with pytest.raises(SystemExit, match="no run folder"):
         figures_main([str(tmp_path / "sweep" / "empty")])
+
+
+def test_pareto_figure_puts_every_trial_where_its_measures_are():
+    from faceunlearn.figures.pareto import Point, pareto_figure
+
+    objectives, directions = ["forget_R@1_gap", "relearn_mAP", "retention_mAP"], ["minimize", "minimize", "maximize"]
+    points = [Point("0", {"forget_R@1_gap": 0.70, "relearn_mAP": 0.46, "retention_mAP": 0.955}),
+              Point("1", {"forget_R@1_gap": 0.65, "relearn_mAP": 0.45, "retention_mAP": 0.924}, feasible=True, front=True, chosen=True)]
+    shipped = Point("shipped", {"forget_R@1_gap": 0.75, "relearn_mAP": 0.60, "retention_mAP": 0.98})
+    figure = pareto_figure(points, objectives, directions, references=[shipped],
+                           original={"forget_R@1_gap": 0.8, "relearn_mAP": 1.0, "retention_mAP": 0.996}, lines={"retention_mAP": 0.986})
+    axes = figure.axes
+    assert len(axes) == 2  # the first objective against each other one
+    for axis, y_name in zip(axes, objectives[1:]):
+        drawn = {tuple(np.round(offset, 6)) for collection in axis.collections for offset in collection.get_offsets()}
+        expected = {(round(p.values["forget_R@1_gap"], 6), round(p.values[y_name], 6)) for p in [*points, shipped]}
+        assert expected | {(0.8, round({"relearn_mAP": 1.0, "retention_mAP": 0.996}[y_name], 6))} == drawn
+        assert axis.get_xlabel() == "forget_R@1_gap (← better)"
+    assert axes[1].get_ylabel() == "retention_mAP (better ↑)" and axes[1].lines  # the bound drawn on the retention panel
+    assert not axes[0].lines  # no bound on relearn_mAP
+    with pytest.raises(ValueError, match="at least two objectives"):
+        pareto_figure(points, ["forget_mAP"], ["minimize"])

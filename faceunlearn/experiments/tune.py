@@ -41,7 +41,6 @@ import csv
 import functools
 import io
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,20 +207,23 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
+    rows = {}
     for trial in trials:
         feasible = all(c.violation(trial.user_attrs[c.name], declared.original) <= 0 for c in declared.constraints)
-        writer.writerow({"trial": trial.number, **trial.params, **trial.user_attrs, "feasible": int(feasible),
-                         "pareto": int(trial.number in front), "chosen": int(trial is chosen or trial.number == chosen.number)})
+        rows[trial.number] = {"trial": trial.number, **trial.params, **trial.user_attrs, "feasible": int(feasible),
+                              "pareto": int(trial.number in front), "chosen": int(trial is chosen or trial.number == chosen.number)}
+        writer.writerow(rows[trial.number])
     layout.write_text_atomic(out / "trials.csv", text.getvalue())
-    if 2 <= len(declared.objectives) <= 3:
+    if len(declared.objectives) >= 2:
         try:
+            from faceunlearn.figures.pareto import Point, pareto_figure
             from faceunlearn.figures.png import save_png
-            from optuna.visualization.matplotlib import plot_pareto_front
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                axes = plot_pareto_front(study, target_names=declared.objectives)
-            save_png(axes.figure, out / "pareto.png")
+            points = [Point(f"{t.number}", t.user_attrs, bool(rows[t.number]["feasible"]), t.number in front,
+                            chosen is not None and t.number == chosen.number) for t in trials]
+            lines = {c.name: c.bound(declared.original) for c in declared.constraints}
+            save_png(pareto_figure(points, declared.objectives, declared.directions, original=declared.original, lines=lines),
+                     out / "pareto.png")
         except ImportError as error:  # matplotlib missing: the table stands without the figure
             print(f"[tune] no Pareto figure: {error}")
 
