@@ -173,6 +173,32 @@ def test_grid_sampler_tries_each_choice_once(runner, tmp_path):
                   overrides=override, sampler="grid")
 
 
+def test_a_killed_trials_grid_point_is_run_again_by_the_next_process(runner, tmp_path, monkeypatch):
+    """A process killed mid-trial leaves its trial RUNNING; Optuna's grid sampler would count it as visited once failed
+    and never run its point again. The heartbeat marks it failed and the retry callback runs its values once more."""
+    import time
+
+    import optuna
+
+    fake, override = runner
+    monkeypatch.setattr(tune, "HEARTBEAT", (1, 2))
+    params = [parse_param("model.init_args.lr=choice:0.001,0.003,0.01")]
+    out, storage = tmp_path / "grid", f"sqlite:///{tmp_path / 'study.db'}"
+    out.mkdir()
+    study = tune.open_study(out, "killed", storage, ["minimize", "maximize"], tune.make_sampler("grid", params))
+    killed = study.ask()  # what a process does before it dies: the grid gives the trial its point, the trial beats once
+    lr = killed.suggest_categorical("model.init_args.lr", [0.001, 0.003, 0.01])
+    study._storage.record_heartbeat(killed._trial_id)
+    time.sleep(3)  # past the grace period: the beat stopped
+    tune.tune(CONFIG, params, [100], 3, str(out), ["retain"], overrides=override, storage=storage, study_name="killed",
+              sampler="grid")
+    trials = optuna.load_study(study_name="killed", storage=storage).trials
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    done = sorted(t.params["model.init_args.lr"] for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert done == [0.001, 0.003, 0.01]  # every point once, the killed one's included
+    assert sum(float(spec.args[spec.args.index("--model.init_args.lr") + 1]) == lr for spec in fake.calls if spec.kind == "method") == 1
+
+
 def test_pick_rule_with_and_without_a_feasible_trial():
     import optuna
 

@@ -41,6 +41,7 @@ import csv
 import functools
 import io
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,12 +244,26 @@ def write_outputs(study, config: str, params: list[Param], seeds: list[int], out
     layout.write_text_atomic(out / "best.yaml", header + yaml.safe_dump(document, sort_keys=False))
 
 
+#: an RDB storage's trial heartbeat (seconds between beats, seconds of silence after which the trial's process is
+#: taken as killed): the next process to start a trial marks it failed and runs its values again, once
+HEARTBEAT = (60, 600)
+
+
 def open_study(out_dir: Path, study_name: str, storage: str | None, directions: list[str], sampler=None):
     """The study, made or loaded. Processes started together would race creating one RDB storage's tables (sqlite:
-    ``UNIQUE constraint failed: alembic_version``), so they take turns on ``OUT/.study.lock``."""
+    ``UNIQUE constraint failed: alembic_version``), so they take turns on ``OUT/.study.lock``. An RDB storage beats
+    (``HEARTBEAT``) so that a trial whose process was killed is retried (Optuna's ``RetryHeartbeatStaleTrialCallback``): a grid
+    sampler counts a failed trial's point as visited and would never run it again."""
     import optuna
 
-    with FileLock(str(Path(out_dir) / ".study.lock")):
+    with FileLock(str(Path(out_dir) / ".study.lock")):  # an RDBStorage creates its tables when made
+        if storage is not None:
+            interval, grace = HEARTBEAT
+            with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5; it is what the retry needs
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    storage, heartbeat_interval=interval, grace_period=grace,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
         return optuna.create_study(study_name=study_name, storage=storage, directions=directions, sampler=sampler,
                                    load_if_exists=True)
 
