@@ -59,6 +59,8 @@ def test_measures_read_chance_gaps_and_tar():
     values = tune.measures(metrics, ["a", "b"], "run")
     assert values == pytest.approx({"forget_mAP": 0.30, "forget_R@1": 0.10, "forget_mAP_gap": 0.08, "forget_R@1_gap": 0.095,
                                     "retention_mAP": 0.8, "retention_TAR": 0.8})  # below chance counts as far as above
+    seen = tune.measures({**metrics, ("forget_seen", "mAP"): 0.25, ("forget_seen", "R@1"): 0.45}, ["a", "b"], "run")
+    assert seen == pytest.approx({**values, "forget_seen_mAP": 0.25, "forget_seen_R@1": 0.45})  # the photos the loss saw
     with pytest.raises(SystemExit, match="no mAP for benchmark"):
         tune.measures(metrics, ["c"], "run")
 

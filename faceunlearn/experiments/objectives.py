@@ -18,6 +18,10 @@ OBJECTIVES = {
     "retention_mAP": "maximize",  # mean mAP over the --retention benchmarks
     "retention_TAR": "maximize",  # mean TAR@FAR=1e-3 over the --retention benchmarks that have pairs
     "relearn_mAP": "minimize",  # forget mAP after the strongest relearning attack (audit.RELEARN_LRS, 100 steps)
+    # the forget benchmark with D_f^train's photos as queries (``forget_seen``, validation protocols): set beside
+    # forget_R@1 it shows whether forgetting reaches photos the loss never saw
+    "forget_seen_mAP": "minimize",
+    "forget_seen_R@1": "minimize",
 }
 DEFAULT_OBJECTIVES = ("forget_mAP", "retention_mAP")
 TAR_METRIC = "TAR@FAR=0.001"
@@ -79,6 +83,9 @@ def measures(metrics: dict[tuple[str, str], float], retention: list[str], where:
     for measure in ("mAP", "R@1"):
         if ("forget", measure) in metrics and ("forget", f"chance_{measure}") in metrics:
             values[f"forget_{measure}_gap"] = abs(metrics["forget", measure] - metrics["forget", f"chance_{measure}"])
+    for measure in ("mAP", "R@1"):
+        if ("forget_seen", measure) in metrics:
+            values[f"forget_seen_{measure}"] = metrics["forget_seen", measure]
     tars = [metrics[name, TAR_METRIC] for name in retention if (name, TAR_METRIC) in metrics]
     if tars:
         values["retention_TAR"] = sum(tars) / len(tars)
