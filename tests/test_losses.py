@@ -88,7 +88,8 @@ def _cos(a, b):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("with_others", [False, True])
-def test_rank_confusion_matches_formula(seed, with_others):
+@pytest.mark.parametrize("margin", [0.0, 0.2])
+def test_rank_confusion_matches_formula(seed, with_others, margin):
     g = torch.Generator().manual_seed(seed)
     z, labels = torch.randn(12, 6, generator=g), torch.randint(0, 4, (12,), generator=g)
     others = torch.randn(5, 6, generator=g) if with_others else None
@@ -98,13 +99,14 @@ def test_rank_confusion_matches_formula(seed, with_others):
         negatives = [_cos(z[i], z[j]) for j in range(12) if labels[j] != labels[i]]
         negatives += [_cos(z[i], o) for o in others] if with_others else []
         if positives and negatives:
-            terms.append(max(max(positives) - max(negatives), 0.0))
-    assert float(rank_confusion_loss(z, labels, others)) == pytest.approx(np.mean(terms), abs=1e-6)
+            terms.append(max(max(positives) - max(negatives) + margin, 0.0))
+    assert float(rank_confusion_loss(z, labels, others, margin)) == pytest.approx(np.mean(terms), abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("with_others", [False, True])
-def test_old_gallery_separation_matches_formula(seed, with_others):
+@pytest.mark.parametrize("margin", [0.0, 0.2])
+def test_old_gallery_separation_matches_formula(seed, with_others, margin):
     g = torch.Generator().manual_seed(seed)
     z, start = torch.randn(10, 6, generator=g), torch.randn(10, 6, generator=g)
     labels = torch.randint(0, 3, (10,), generator=g)
@@ -115,8 +117,8 @@ def test_old_gallery_separation_matches_formula(seed, with_others):
         negatives += [_cos(z[i], o) for o in others] if with_others else []
         positives = [_cos(z[i], start[j]) for j in range(10) if j != i and labels[j] == labels[i]]
         if positives and negatives:
-            terms.append(np.mean([max(p - max(negatives), 0.0) for p in positives]))
-    assert float(old_gallery_loss(z, start, labels, others)) == pytest.approx(np.mean(terms), abs=1e-6)
+            terms.append(np.mean([max(p - max(negatives) + margin, 0.0) for p in positives]))
+    assert float(old_gallery_loss(z, start, labels, others, margin)) == pytest.approx(np.mean(terms), abs=1e-6)
 
 
 def test_the_forgetting_terms_stop_at_a_tie_and_never_push_the_old_gallery():

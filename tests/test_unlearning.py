@@ -230,3 +230,14 @@ def test_dispersion_with_the_rank_terms_composes_them_and_one_step_lowers_them(o
         after = model.loss_terms(batches)
     assert float(after["rank_confusion"]) < float(terms["rank_confusion"])
     assert float(after["old_gallery"]) < float(terms["old_gallery"])
+    # rank_margin reaches both terms as their δ
+    margined = _method(Dispersion, original[0], rank_confusion=2.0, old_gallery=0.5, rank_margin=0.3, retention={"distill": 1.0})
+    with torch.no_grad():
+        terms = margined.loss_terms(batches)
+        z, others = margined(forget["image"]), margined(retain["image"])
+        start = margined.start_embeddings(forget["image"])
+        start_others = margined.start_embeddings(retain["image"])
+    assert float(terms["rank_confusion"]) == pytest.approx(2.0 * float(rank_confusion_loss(z, forget["label"], others, 0.3)), abs=1e-6)
+    assert float(terms["old_gallery"]) == pytest.approx(0.5 * float(old_gallery_loss(z, start, forget["label"], start_others, 0.3)), abs=1e-6)
+    with pytest.raises(ValueError, match="rank_margin must be >= 0"):
+        Dispersion(num_classes=5, backbone="iresnet_tiny", rank_margin=-0.1)

@@ -11,7 +11,8 @@ other people),
 
 pushes each same-person similarity to the old gallery down to the level of the closest other person in
 it — no further (rank 1 at chance against the old gallery, not last). ``ĝ`` carries no gradient (``f_0``
-is frozen). Retention terms (``distill``) keep everyone else matchable against ``f_0``'s gallery.
+is frozen). Retention terms (``distill``) keep everyone else matchable against ``f_0``'s gallery. A ``margin``
+δ > 0 hinges at ``ẑ_iᵀĝ_p − max_n ẑ_iᵀĝ_n + δ`` (as ``rank_confusion_loss``'s: past the tie on the training photos).
 """
 
 import torch
@@ -22,7 +23,7 @@ from faceunlearn.losses.float32 import float32
 
 @float32
 def old_gallery_loss(embeddings: torch.Tensor, start_embeddings: torch.Tensor, labels: torch.Tensor,
-                     others: torch.Tensor | None = None) -> torch.Tensor:
+                     others: torch.Tensor | None = None, margin: float = 0.0) -> torch.Tensor:
     """``L_old`` (module docstring): ``embeddings`` f_θ(x), ``start_embeddings`` f_0(x) of the same images."""
     z = F.normalize(embeddings.float(), dim=1)
     old = F.normalize(start_embeddings.detach().float(), dim=1)
@@ -36,5 +37,5 @@ def old_gallery_loss(embeddings: torch.Tensor, start_embeddings: torch.Tensor, l
     anchors = positives.any(dim=1) & torch.isfinite(level)
     if not anchors.any():
         return embeddings.sum() * 0.0
-    hinge = (similarity - level[:, None]).clamp_min(0.0) * positives
+    hinge = (similarity - level[:, None] + margin).clamp_min(0.0) * positives
     return (hinge.sum(dim=1)[anchors] / positives.sum(dim=1)[anchors]).mean()

@@ -10,7 +10,9 @@ same-identity images and ``N(i)`` images of other people (the batch's other iden
 
 over anchors ``A`` with a positive and a negative. It stops at a tie: the hardest positive is pushed
 *down to* the hardest negative, never below it — rank 1 at chance, not "anti-retrieval" (a person whose
-photos are always ranked last is named as surely as one ranked first).
+photos are always ranked last is named as surely as one ranked first). A ``margin`` δ > 0 hinges at
+``max_p − max_n + δ`` instead: the training photos are pushed δ past the tie, because a tie met on them is not
+met on new photos of the same people (forgetting overfits D_f^train; docs/model_selection.md).
 """
 
 import torch
@@ -20,8 +22,10 @@ from faceunlearn.losses.float32 import float32
 
 
 @float32
-def rank_confusion_loss(embeddings: torch.Tensor, labels: torch.Tensor, others: torch.Tensor | None = None) -> torch.Tensor:
-    """``L_rank`` (module docstring); ``others`` [M, d]: embeddings of other people (never the batch's identities)."""
+def rank_confusion_loss(embeddings: torch.Tensor, labels: torch.Tensor, others: torch.Tensor | None = None,
+                        margin: float = 0.0) -> torch.Tensor:
+    """``L_rank`` (module docstring); ``others`` [M, d]: embeddings of other people (never the batch's identities);
+    ``margin``: δ ≥ 0."""
     z = F.normalize(embeddings.float(), dim=1)
     similarity = z @ z.T
     positives = labels[:, None] == labels[None, :]
@@ -35,4 +39,4 @@ def rank_confusion_loss(embeddings: torch.Tensor, labels: torch.Tensor, others: 
     anchors = positives.any(dim=1) & torch.isfinite(hardest_negative)
     if not anchors.any():
         return embeddings.sum() * 0.0
-    return (hardest_positive[anchors] - hardest_negative[anchors]).clamp_min(0.0).mean()
+    return (hardest_positive[anchors] - hardest_negative[anchors] + margin).clamp_min(0.0).mean()

@@ -32,6 +32,7 @@ class Dispersion(FaceModule):
             0 fits its reported forget CS ≈ 0.09. The view term uses the same floor.
         view_dispersion: λ_v of the augmented-view term; 0 (default): the paper's method, one image each.
         rank_confusion, old_gallery: weights of the two rank-level forgetting terms (≥ 0).
+        rank_margin: δ ≥ 0 of both rank terms: the training photos pushed δ past the tie (0: stop at it).
         midpoint: weight of the dispersion loss at the weight midpoint (≥ 0; 0 = off).
         sam_rho: SAM's radius ρ for the dispersion term (≥ 0; 0 = off, plain gradient).
     """
@@ -39,9 +40,9 @@ class Dispersion(FaceModule):
     loss_function = staticmethod(dispersion_loss)
 
     def __init__(self, *args, dispersion_margin: float = 0.0, view_dispersion: float = 0.0, rank_confusion: float = 0.0,
-                 old_gallery: float = 0.0, midpoint: float = 0.0, sam_rho: float = 0.0, **kwargs):
+                 old_gallery: float = 0.0, rank_margin: float = 0.0, midpoint: float = 0.0, sam_rho: float = 0.0, **kwargs):
         for name, value in (("view_dispersion", view_dispersion), ("rank_confusion", rank_confusion), ("old_gallery", old_gallery),
-                            ("midpoint", midpoint), ("sam_rho", sam_rho)):
+                            ("rank_margin", rank_margin), ("midpoint", midpoint), ("sam_rho", sam_rho)):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         super().__init__(*args, **kwargs)
@@ -82,9 +83,10 @@ class Dispersion(FaceModule):
             terms["midpoint"] = self.hparams.midpoint * self.loss_function(at_midpoint, labels, margin)
         if self.hparams.rank_confusion > 0:
             others = self.retain_embeddings(batch["retain"])  # shared with the retention terms: one forward
-            terms["rank_confusion"] = self.hparams.rank_confusion * rank_confusion_loss(embeddings, labels, others)
+            terms["rank_confusion"] = self.hparams.rank_confusion * rank_confusion_loss(embeddings, labels, others,
+                                                                                          self.hparams.rank_margin)
         if self.hparams.old_gallery > 0:
             others = self.start_embeddings(batch["retain"]["image"])
             terms["old_gallery"] = self.hparams.old_gallery * old_gallery_loss(
-                embeddings, self.start_embeddings(images), labels, others)
+                embeddings, self.start_embeddings(images), labels, others, self.hparams.rank_margin)
         return terms
