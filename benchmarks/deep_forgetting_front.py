@@ -18,7 +18,7 @@ import csv
 import json
 from pathlib import Path
 
-from faceunlearn.experiments.objectives import parse_constraint
+from faceunlearn.experiments.objectives import mean_measures, parse_constraint
 from faceunlearn.figures.pareto import Point, pareto_figure
 from faceunlearn.figures.png import save_png
 
@@ -45,7 +45,7 @@ def main() -> None:
     for text in args.reference:
         label, folders = text.split("=", 1)
         rows = [trials(Path(folder))[0] for folder in folders.split(",")]
-        references.append(Point(label, {name: sum(float(row[name]) for row in rows) / len(rows) for name in SHOWN}))
+        references.append(Point(label, mean_measures([{name: float(row[name]) for name in SHOWN} for row in rows])))
     lines = {c.name: c.bound(original) for c in map(parse_constraint, study["constraints"])}
     lines.update({name: float(value) for name, value in (text.split("=", 1) for text in args.target)})
     save_png(pareto_figure(points, SHOWN, DIRECTIONS, references, original, lines), args.out)

@@ -73,14 +73,28 @@ def test_retention_weights():
         retention_weights(0.0, {"distill": -1.0})
 
 
-def _fit(model, root, steps=3):
-    datamodule = FaceDataModule(root=str(root), num_forget_identities=4, batch_size=8, images_per_identity=4,
-                                retain_batch_size=8, batches_per_epoch=steps, eval_retain_identities=3)
+def _fit(model, root_or_datamodule, steps=3):
+    datamodule = root_or_datamodule if isinstance(root_or_datamodule, FaceDataModule) else FaceDataModule(
+        root=str(root_or_datamodule), num_forget_identities=4, batch_size=8, images_per_identity=4, retain_batch_size=8,
+        batches_per_epoch=steps, eval_retain_identities=3)
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
                         enable_progress_bar=False, enable_model_summary=False)
     model.training_images = datamodule  # what the CLI links from data
     trainer.fit(model, datamodule)
     return trainer, datamodule
+
+
+def _cosine_to_start(retention, root_or_datamodule, subset, steps=6):
+    """One seeded Dispersion fit with ``retention``: the mean cosine of ``subset``'s images to the start model."""
+    L.seed_everything(0)
+    model = Dispersion(num_classes=20, backbone="iresnet_tiny", lr=0.05, retention=retention)
+    start = Dispersion(num_classes=20, backbone="iresnet_tiny")
+    start.load_state_dict(model.state_dict())
+    _, datamodule = _fit(model, root_or_datamodule, steps)
+    images = normalize(torch.from_numpy(np.asarray(datamodule.packed.images[np.sort(datamodule.rows[subset])])))
+    model.eval(), start.eval()
+    with torch.no_grad():
+        return torch.nn.functional.cosine_similarity(model(images), start(images)).mean().item()
 
 
 def test_terms_are_logged_and_the_start_model_stays_put(random_packed):
@@ -100,18 +114,7 @@ def test_terms_are_logged_and_the_start_model_stays_put(random_packed):
 
 def test_distillation_keeps_retain_embeddings_near_the_start(random_packed):
     """Same seeded run with and without ``distill``: retained images stay closer to f_0 with it."""
-    def cosine_to_start(retention):
-        L.seed_everything(0)
-        model = Dispersion(num_classes=20, backbone="iresnet_tiny", lr=0.05, retention=retention)
-        start = Dispersion(num_classes=20, backbone="iresnet_tiny", retention={"distill": 1.0})
-        start.load_state_dict(model.state_dict())
-        _, datamodule = _fit(model, random_packed.root, steps=6)
-        images = normalize(torch.from_numpy(np.asarray(datamodule.packed.images[np.sort(datamodule.rows["retain_eval"])])))
-        model.eval(), start.eval()
-        with torch.no_grad():
-            return torch.nn.functional.cosine_similarity(model(images), start(images)).mean().item()
-
-    without, with_distill = cosine_to_start(None), cosine_to_start({"distill": 10.0})
+    without, with_distill = (_cosine_to_start(retention, random_packed.root, "retain_eval") for retention in (None, {"distill": 10.0}))
     # observed (1 thread, this EPYC): without 0.417, with distill 0.632; the bound leaves half the gap
     print(f"\nOBS retain cosine to start: without {without:.4f}, with distill {with_distill:.4f}")
     assert with_distill > without + 0.1
@@ -206,22 +209,11 @@ def test_pool_distillation_holds_unseen_faces_near_the_start(tmp_path, random_pa
 
     pool = write_random_packed(tmp_path / "pool", train_identities=10, images_per_identity=6, holdout=0, distractors=0, seed=3)
 
-    def cosine_to_start(retention):
-        L.seed_everything(0)
-        model = Dispersion(num_classes=20, backbone="iresnet_tiny", lr=0.05, retention=retention)
-        start = Dispersion(num_classes=20, backbone="iresnet_tiny")
-        start.load_state_dict(model.state_dict())
+    def pooled_module():
         datamodule = _pool_module(random_packed.root, pool.root, eval_subsets=["holdout"])
         datamodule.hparams.batches_per_epoch = 6
-        trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
-                            enable_progress_bar=False, enable_model_summary=False)
-        model.training_images = datamodule
-        trainer.fit(model, datamodule)
-        images = normalize(torch.from_numpy(np.asarray(datamodule.packed.images[np.sort(datamodule.rows["holdout"])])))
-        model.eval(), start.eval()
-        with torch.no_grad():
-            return torch.nn.functional.cosine_similarity(model(images), start(images)).mean().item()
+        return datamodule
 
-    without, with_pool = cosine_to_start(None), cosine_to_start({"pool_distill": 10.0})
+    without, with_pool = (_cosine_to_start(retention, pooled_module(), "holdout") for retention in (None, {"pool_distill": 10.0}))
     print(f"\nOBS held-out cosine to start: without {without:.4f}, with pool distillation {with_pool:.4f}")
     assert with_pool > without + 0.1
