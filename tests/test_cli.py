@@ -54,7 +54,7 @@ def test_protocol_and_method_files_compose(tmp_path, monkeypatch, capsys):
         assert one_file == two_files and f"name: {method}\n" in one_file
     assert "max_distractors: 75000" in one_file or "max_distractors: 75000" in _printed(capsys, REPO / "configs/disp_celeba.yaml")
     including = [config for config in CONFIGS if "\nconfig: protocols/" in config.read_text()]
-    assert len(including) == 7 + 8 + 9  # the CelebA, demo and real-faces unlearning configs (with the D_r-only control)
+    assert len(including) == 7 + 8 + 10  # the CelebA, demo and real-faces unlearning configs (the D_r-only control and the first selection too)
     sections = [(key, yaml.safe_dump(value)) for config in CONFIGS
                 for key, value in (yaml.safe_load(config.read_text()) or {}).items() if isinstance(value, dict)]  # a file name (data: protocols/x.yaml) is how sections are shared
     repeated = {section for section in sections if sections.count(section) > 1}
