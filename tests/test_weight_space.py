@@ -124,4 +124,27 @@ def test_diagnostics_log_the_distance_and_forget_retrieval_at_the_midpoint(rando
     # the module itself is back at θ
     assert float(relative_distance(trainable(model.backbone), start)) == pytest.approx(distance)
     logged = (tmp_path / "lightning_logs/version_0/metrics.csv").read_text()
-    assert logged.count("\n") > 2 and "diagnostics/weight_distance" in logged
+    assert logged.count("\n") > 2 and "diagnostics/weight_distance" in logged and "diagnostics/grad_norm_max" in logged
+
+
+def test_the_gradient_norm_is_the_largest_total_norm_since_the_last_log():
+    """diagnostics/grad_norm_max: the total L2 norm over every trainable parameter's gradient (frozen ones left out),
+    the largest of the steps since the last log, then reset."""
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    module[1].bias.requires_grad_(False)
+    diagnostics = WeightSpaceDiagnostics(every_n_steps=2)
+    norms = []
+    for scale in (1.0, 3.0, 0.5):
+        for parameter in module.parameters():
+            parameter.grad = scale * torch.arange(parameter.numel(), dtype=torch.float32).reshape(parameter.shape) + 1
+        norms.append(sum(float((p.grad ** 2).sum()) for p in module.parameters() if p.requires_grad) ** 0.5)
+        diagnostics.on_before_optimizer_step(None, module, None)
+    assert float(diagnostics.grad_norm_max) == pytest.approx(max(norms), rel=1e-6) and norms[1] == max(norms)
+    logged = {}
+
+    class Module:
+        def log(self, name, value, **kwargs):
+            logged[name] = float(value)
+
+    diagnostics.on_train_batch_end(type("Trainer", (), {"global_step": 2})(), Module(), None, None, 0)
+    assert logged == {"diagnostics/grad_norm_max": pytest.approx(max(norms), rel=1e-6)} and diagnostics.grad_norm_max is None

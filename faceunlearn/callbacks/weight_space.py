@@ -2,12 +2,16 @@
 
 * ``diagnostics/weight_distance``: ``‖θ − θ_0‖/‖θ_0‖`` of the embedding network's trainable tensors, every
   ``every_n_steps`` training steps;
+* ``diagnostics/grad_norm_max``: the largest total L2 norm of the trainable parameters' gradients (before any
+  clipping) over the steps since the last log, every ``every_n_steps`` steps — a run that diverges (a forget set
+  whose dispersion jumps to 1, everyone collapsed) shows the spike that started it, which a 10-step loss curve hides;
 * ``diagnostics/midpoint_forget_mAP`` and ``…_R@1``: at the end of fit, forget retrieval (D_f^test queries
   against every D_f image, as the ``forget`` benchmark) with the weights at the midpoint ``(θ + θ_0)/2`` —
   a run that only hid the forgotten people finds them again there (the audit's basin test, during training).
 
 ``θ_0`` is the method's frozen start model (kept when a retention term or forgetting term reads it, e.g.
-distillation); a run without one logs nothing here (the audit's basin test still measures it).
+distillation); a run without one logs no distance or midpoint (the audit's basin test still measures it). The gradient
+norm is logged for every run; it is kept as a tensor between logs (no host sync per step).
 """
 from __future__ import annotations
 
@@ -32,6 +36,14 @@ class WeightSpaceDiagnostics(L.Callback):
         self.every_n_steps = every_n_steps
         self.midpoint_at_end = midpoint_at_end
         self.data = data
+        self.grad_norm_max: torch.Tensor | None = None  # since the last log
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        grads = [p.grad for p in pl_module.parameters() if p.requires_grad and p.grad is not None]
+        if not self.every_n_steps or not grads:
+            return
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads]))
+        self.grad_norm_max = norm if self.grad_norm_max is None else torch.maximum(self.grad_norm_max, norm)
 
     @staticmethod
     def _start(pl_module) -> dict[str, torch.Tensor] | None:
@@ -39,8 +51,13 @@ class WeightSpaceDiagnostics(L.Callback):
         return None if start_model is None else dict(start_model["backbone"].named_parameters())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self.every_n_steps or trainer.global_step % self.every_n_steps:
+            return
+        if self.grad_norm_max is not None:
+            pl_module.log("diagnostics/grad_norm_max", self.grad_norm_max, on_step=True, on_epoch=False, batch_size=1)
+            self.grad_norm_max = None
         start = self._start(pl_module)
-        if start is None or not self.every_n_steps or trainer.global_step % self.every_n_steps:
+        if start is None:
             return
         distance = relative_distance(trainable(pl_module.backbone), start)
         pl_module.log("diagnostics/weight_distance", distance, on_step=True, on_epoch=False, batch_size=1)
