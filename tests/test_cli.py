@@ -254,3 +254,13 @@ def test_checkpointing_can_be_switched_off(tmp_path, random_packed):
     assert any(isinstance(callback, ModelCheckpoint) for callback in trainer().callbacks)
     off = trainer("--trainer.enable_checkpointing", "false")
     assert not any(isinstance(callback, ModelCheckpoint) for callback in off.callbacks)
+
+
+def test_the_own_model_path_runs_the_real_faces_recipe():
+    """`faceunlearn unlearn` (configs/own_disp.yaml) runs what configs/sface_glint_disp.yaml was selected as: the same
+    method file and the same gradient clipping (a trainer setting, so written in both configs: they must not drift)."""
+    from faceunlearn.cli import parse_config, plain
+
+    own, real = (parse_config(REPO / f"configs/{name}.yaml").config for name in ("own_disp", "sface_glint_disp"))
+    assert plain(own.model) == plain(real.model)
+    assert own.trainer.gradient_clip_val == real.trainer.gradient_clip_val == 5.0

@@ -42,7 +42,7 @@ class WeightSpaceDiagnostics(L.Callback):
         grads = [p.grad for p in pl_module.parameters() if p.requires_grad and p.grad is not None]
         if not self.every_n_steps or not grads:
             return
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads]))
+        norm = torch.nn.utils.get_total_norm(grads).detach()  # what clip_grad_norm_ measures, before it clips
         self.grad_norm_max = norm if self.grad_norm_max is None else torch.maximum(self.grad_norm_max, norm)
 
     @staticmethod
