@@ -201,6 +201,28 @@ def test_a_killed_trials_grid_point_is_run_again_by_the_next_process(runner, tmp
     assert sum(float(spec.args[spec.args.index("--model.init_args.lr") + 1]) == lr for spec in fake.calls if spec.kind == "method") == 1
 
 
+def test_a_grid_point_another_process_is_running_is_not_run_twice(runner, tmp_path):
+    """Once every grid point is started, Optuna's grid sampler hands a running one out again (observed: study
+    tune_deep_demo ran a point twice); the process that gets it stops instead of repeating it."""
+    import optuna
+
+    fake, override = runner
+    params = [parse_param("model.init_args.lr=choice:0.001,0.01")]
+    out, storage = tmp_path / "grid", f"sqlite:///{tmp_path / 'study.db'}"
+    out.mkdir()
+    study = tune.open_study(out, "race", storage, ["minimize", "maximize"], tune.make_sampler("grid", params))
+    held = study.ask()  # another process holds one point and is alive
+    held_lr = held.suggest_categorical("model.init_args.lr", [0.001, 0.01])
+    study._storage.record_heartbeat(held._trial_id)
+    tune.tune(CONFIG, params, [100], 3, str(out), ["retain"], overrides=override, storage=storage, study_name="race",
+              sampler="grid")
+    ran = [float(spec.args[spec.args.index("--model.init_args.lr") + 1]) for spec in fake.calls if spec.kind == "method"]
+    assert ran == [0.01 if held_lr == 0.001 else 0.001]  # the free point, once; never the held one
+    states = {t.number: t.state for t in optuna.load_study(study_name="race", storage=storage).trials}
+    assert states[held.number] == optuna.trial.TrialState.RUNNING
+    assert sorted(states.values(), key=str).count(optuna.trial.TrialState.PRUNED) == 1
+
+
 def test_pick_rule_with_and_without_a_feasible_trial():
     import optuna
 

@@ -24,7 +24,8 @@
   e.g. ``sqlite:///…/study.db`` on a shared disk, or a PostgreSQL URL): start the same command in
   each; Optuna hands out the trials (``load_if_exists``). The sampler is Optuna's TPE, seeded
   (``--sampler-seed``), or with ``--sampler grid`` its grid over every combination of ``choice``
-  params (each tried once; ``--trials`` beyond the grid's size stop when it is done).
+  params (each tried once, also across processes: a point another trial runs is not repeated; ``--trials``
+  beyond the grid's size stop when it is done).
 * **Outputs**, written atomically after every trial: ``OUT/trials.csv`` (every finished trial: its
   values, every measure and objective per seed and mean, ``feasible``, ``pareto``, ``chosen``),
   ``OUT/best.yaml``: the config with the picked trial's values written in, its header naming the study,
@@ -268,6 +269,15 @@ def open_study(out_dir: Path, study_name: str, storage: str | None, directions: 
                                    load_if_exists=True)
 
 
+def grid_point_taken(trial) -> bool:
+    """Whether another trial of the study has finished or is running with this trial's values."""
+    import optuna
+
+    taken = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    return any(other.number != trial.number and other.params == trial.params
+               for other in trial.study.get_trials(deepcopy=False, states=taken))
+
+
 def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: str, retention: list[str],
          forget_ratio: float | None = 0.5, overrides: list[str] = (), storage: str | None = None, study_name: str | None = None,
          sampler_seed: int = 0, sampler: str = "tpe", objectives: list[str] = DEFAULT_OBJECTIVES,
@@ -300,6 +310,12 @@ def tune(config: str, params: list[Param], seeds: list[int], trials: int, out: s
 
     def run_trial(trial) -> list[float]:
         values = {p.key: p.suggest(trial) for p in params}
+        if sampler == "grid" and grid_point_taken(trial):
+            # Optuna's grid sampler hands a started point out again once every point is taken (processes racing for
+            # the last one). A killed holder's point is retried through the heartbeat, so this process stops here.
+            print(f"[tune] trial {trial.number}: {values} is run or running in another trial; this process stops")
+            trial.study.stop()
+            raise optuna.TrialPruned("grid point taken")
         # no embedding snapshots or t-SNE figures: model selection needs the numbers only
         trial_overrides = ["--run_files.snapshots", "[]", *overrides] + [item for key, value in values.items() for item in (f"--{key}", str(value))]
         trial_dir = out_dir / f"trial_{trial.number:03d}"
