@@ -128,6 +128,7 @@ def _fit(tmp_path, random_packed, name, epochs, ckpt_path=None, extra=(), comman
         "--data.num_forget_identities", "8", "--data.batch_size", "16", "--data.batches_per_epoch", "3",
         "--data.eval_retain_identities", "4",
         "--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false",
+        "--trainer.check_val_every_n_epoch", "1",  # every epoch (the shipped demo config evaluates at its end only)
         "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
         "--trainer.logger.init_args.name", name,
         "--checkpoint.dirpath", str(tmp_path / "ckpt" / name),

@@ -14,6 +14,7 @@ from faceunlearn.data import FaceDataModule
 
 REPO = Path(__file__).resolve().parents[1]
 FINETUNE = str(REPO / "configs/demo_finetune.yaml")
+SHIPPED_EPOCHS = yaml.safe_load(Path(FINETUNE).read_text())["trainer"]["max_epochs"]  # the Original's recipe
 
 
 def test_retrain_arguments():
@@ -32,7 +33,7 @@ def test_retrain_command_config():
                           "--print_config"], capture_output=True, text=True, cwd=REPO, check=True).stdout
     config = yaml.safe_load(out)
     assert config["model"]["class_path"] == "faceunlearn.methods.Retrain"
-    assert config["model"]["init_args"]["optimizer"] == "adamw" and config["trainer"]["max_epochs"] == 6  # the recipe
+    assert config["model"]["init_args"]["optimizer"] == "adamw" and config["trainer"]["max_epochs"] == SHIPPED_EPOCHS  # the recipe
     assert config["checkpoint"]["dirpath"] == "checkpoints/retrain/demo_finetune/seed2" and config["data"]["seed"] == 2
 
 
