@@ -22,7 +22,7 @@ SMALL = {  # the shipped demo configs on 20 noise identities, a few steps each
 
 def _small_config(tmp_path: Path, name: str, root: Path) -> str:
     values = {"config": str(REPO / "configs" / name), **SMALL, "data.root": str(root)}
-    if name == "demo_finetune.yaml":  # FineTune has no run_files section, and evaluates the end only
+    if name == "demo_finetune.yaml":  # FineTune has no run_files section
         values.pop("run_files.snapshots")
     path = tmp_path / name
     path.write_text(yaml.safe_dump(values))
